@@ -1,0 +1,410 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * qwatch: listen-queue transitions of every inet_connection_sock listener.
+ *
+ * The hooks sit on the generic inet_csk layer wherever it exists, so TCP and
+ * HSP (kmod/) are seen the same way; tcp_check_req and tcp_conn_request add
+ * TCP's drop decisions. Every event carries the listener's queue values read
+ * after the transition (see struct qwatch_event).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "qwatch.h"
+
+#define AF_INET		2
+#define AF_INET6	10
+#define TCP_LISTEN	10
+
+/* Set by the reader before load. */
+const volatile __u32 filter_netns = 0;
+const volatile __u16 filter_lport = 0;
+const volatile __u8 filter_protocol = 0;	/* 0: every protocol */
+/* inet_csk_reqsk_queue_hash_add() returns bool since 6.1.97 / 6.10. */
+const volatile bool hash_add_returns_bool = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost_events SEC(".maps");
+
+/* The probes whose entry hands state to their return probe. */
+enum pending_hook {
+	HOOK_LISTEN,
+	HOOK_HASH_ADD,
+	HOOK_CONN_REQUEST,
+	HOOK_CHECK_REQ,
+	HOOK_HASHDANCE,
+	HOOK_REQ_DROP,
+	HOOK_ACCEPT,
+};
+
+/*
+ * Softirqs run on top of whatever task they interrupt, and every CPU's idle
+ * task has pid 0, so the CPU is part of the key when there is no task.
+ */
+struct pending_key {
+	__u64 pid_tgid;
+	__u32 hook;
+	__u32 cpu;
+};
+
+struct pending_call {
+	struct sock *listener;
+	struct request_sock *req;
+	__u32 drops;
+	__u8 accept_full;
+	__u8 from_timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pending_key);
+	__type(value, struct pending_call);
+} pending SEC(".maps");
+
+static __always_inline struct pending_key pending_key(enum pending_hook hook)
+{
+	struct pending_key key = {
+		.pid_tgid = bpf_get_current_pid_tgid(),
+		.hook = hook,
+	};
+
+	if (!key.pid_tgid)
+		key.cpu = bpf_get_smp_processor_id();
+	return key;
+}
+
+static __always_inline __u32 sk_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+static __always_inline bool accept_queue_full(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, sk_ack_backlog) > BPF_CORE_READ(sk, sk_max_ack_backlog);
+}
+
+/*
+ * By the time a TCP listener is stopped, a port that bind() picked has been
+ * released (skc_num is 0), so the port filter leaves close events to the
+ * reader, which knows each listener's port.
+ */
+static __always_inline bool listener_selected(const struct sock *sk, enum qwatch_event_type type)
+{
+	__u8 protocol = BPF_CORE_READ(sk, sk_protocol);
+
+	if (protocol != IPPROTO_TCP && protocol != QWATCH_IPPROTO_HSP)
+		return false;
+	if (filter_protocol && protocol != filter_protocol)
+		return false;
+	if (filter_lport && type != QWATCH_CLOSE &&
+	    BPF_CORE_READ(sk, __sk_common.skc_num) != filter_lport)
+		return false;
+	if (filter_netns && sk_netns(sk) != filter_netns)
+		return false;
+	return true;
+}
+
+static __always_inline void read_local(struct qwatch_event *e, const struct sock *sk)
+{
+	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (e->family == AF_INET6)
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+	else
+		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_rcv_saddr);
+}
+
+/* @peer is a request sock or a child: both start with a sock_common. */
+static __always_inline void read_peer(struct qwatch_event *e, const struct sock_common *peer)
+{
+	if (!peer)
+		return;
+	e->rport = bpf_ntohs(BPF_CORE_READ(peer, skc_dport));
+	if (BPF_CORE_READ(peer, skc_family) == AF_INET6)
+		BPF_CORE_READ_INTO(&e->raddr, peer, skc_v6_daddr.in6_u.u6_addr8);
+	else
+		BPF_CORE_READ_INTO(&e->raddr, peer, skc_daddr);
+}
+
+static __always_inline void read_queues(struct qwatch_event *e, const struct sock *sk)
+{
+	const struct inet_connection_sock *icsk = (const void *)sk;
+
+	e->listener = (__u64)sk;
+	e->protocol = BPF_CORE_READ(sk, sk_protocol);
+	e->netns = sk_netns(sk);
+	e->syn_queue = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
+	e->syn_young = BPF_CORE_READ(icsk, icsk_accept_queue.young.counter);
+	e->accept_queue = BPF_CORE_READ(sk, sk_ack_backlog);
+	e->accept_max = BPF_CORE_READ(sk, sk_max_ack_backlog);
+	e->drops = BPF_CORE_READ(sk, sk_drops.counter);
+	read_local(e, sk);
+}
+
+static __always_inline void emit(enum qwatch_event_type type, const struct sock *sk,
+				 const void *peer, enum qwatch_stage stage)
+{
+	struct qwatch_event *e;
+	__u32 zero = 0;
+	__u64 *lost;
+
+	if (!sk || !listener_selected(sk, type))
+		return;
+	/* Requests of a closed listener expire later: it is gone already. */
+	if (type != QWATCH_CLOSE && BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		lost = bpf_map_lookup_elem(&lost_events, &zero);
+		if (lost)
+			(*lost)++;
+		return;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->type = type;
+	e->stage = stage;
+	read_queues(e, sk);
+	read_peer(e, peer);
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void remember(enum pending_hook hook, struct sock *listener,
+				     struct request_sock *req, __u8 from_timer)
+{
+	struct pending_key key = pending_key(hook);
+	struct pending_call call = {
+		.listener = listener,
+		.req = req,
+		.from_timer = from_timer,
+	};
+
+	if (listener) {
+		call.drops = BPF_CORE_READ(listener, sk_drops.counter);
+		call.accept_full = accept_queue_full(listener);
+	}
+	bpf_map_update_elem(&pending, &key, &call, BPF_ANY);
+}
+
+/* Returns the entry's state by value and forgets it. */
+static __always_inline bool recall(enum pending_hook hook, struct pending_call *call)
+{
+	struct pending_key key = pending_key(hook);
+	struct pending_call *found;
+
+	found = bpf_map_lookup_elem(&pending, &key);
+	if (!found)
+		return false;
+	*call = *found;
+	bpf_map_delete_elem(&pending, &key);
+	return call->listener != NULL;
+}
+
+SEC("kprobe/inet_listen")
+int BPF_KPROBE(inet_listen_entry, struct socket *sock)
+{
+	remember(HOOK_LISTEN, BPF_CORE_READ(sock, sk), NULL, 0);
+	return 0;
+}
+
+SEC("kretprobe/inet_listen")
+int BPF_KRETPROBE(inet_listen_return, int err)
+{
+	struct pending_call call;
+
+	if (recall(HOOK_LISTEN, &call) && !err)
+		emit(QWATCH_LISTEN, call.listener, NULL, QWATCH_STAGE_NONE);
+	return 0;
+}
+
+SEC("kprobe/inet_csk_listen_stop")
+int BPF_KPROBE(inet_csk_listen_stop_entry, struct sock *sk)
+{
+	emit(QWATCH_CLOSE, sk, NULL, QWATCH_STAGE_NONE);
+	return 0;
+}
+
+SEC("kprobe/inet_csk_reqsk_queue_hash_add")
+int BPF_KPROBE(hash_add_entry, struct sock *sk, struct request_sock *req)
+{
+	remember(HOOK_HASH_ADD, sk, req, 0);
+	return 0;
+}
+
+SEC("kretprobe/inet_csk_reqsk_queue_hash_add")
+int BPF_KRETPROBE(hash_add_return, long ret)
+{
+	struct pending_call call;
+
+	if (!recall(HOOK_HASH_ADD, &call))
+		return 0;
+	if (hash_add_returns_bool && !(ret & 0xff))
+		return 0;	/* a duplicate request was already hashed */
+	emit(QWATCH_SYN_RECV, call.listener, call.req, QWATCH_STAGE_NONE);
+	return 0;
+}
+
+/* TCP's SYN path: every drop decision for a SYN at a listener. */
+SEC("kprobe/tcp_conn_request")
+int BPF_KPROBE(tcp_conn_request_entry, void *rsk_ops, void *af_ops, struct sock *sk)
+{
+	remember(HOOK_CONN_REQUEST, sk, NULL, 0);
+	return 0;
+}
+
+static __always_inline void classify_drop(const struct pending_call *call, enum qwatch_stage stage,
+					  enum qwatch_event_type other_drop)
+{
+	const struct sock *sk = call->listener;
+
+	if ((__u32)BPF_CORE_READ(sk, sk_drops.counter) == call->drops)
+		return;
+	if (call->accept_full)
+		emit(QWATCH_OVERFLOW, call->listener, NULL, stage);
+	else
+		emit(other_drop, call->listener, NULL, stage);
+}
+
+SEC("kretprobe/tcp_conn_request")
+int BPF_KRETPROBE(tcp_conn_request_return)
+{
+	struct pending_call call;
+
+	if (recall(HOOK_CONN_REQUEST, &call))
+		classify_drop(&call, QWATCH_STAGE_SYN, QWATCH_SYN_DROP);
+	return 0;
+}
+
+/* TCP's final ACK for a request sock. */
+SEC("kprobe/tcp_check_req")
+int BPF_KPROBE(tcp_check_req_entry, struct sock *sk, struct sk_buff *skb, struct request_sock *req)
+{
+	remember(HOOK_CHECK_REQ, sk, req, 0);
+	return 0;
+}
+
+SEC("kretprobe/tcp_check_req")
+int BPF_KRETPROBE(tcp_check_req_return, struct sock *child)
+{
+	struct pending_call call;
+
+	if (recall(HOOK_CHECK_REQ, &call) && !child)
+		classify_drop(&call, QWATCH_STAGE_ACK, QWATCH_ACK_DROP);
+	return 0;
+}
+
+SEC("kprobe/inet_csk_complete_hashdance")
+int BPF_KPROBE(hashdance_entry, struct sock *sk, struct sock *child, struct request_sock *req)
+{
+	remember(HOOK_HASHDANCE, sk, req, 0);
+	return 0;
+}
+
+SEC("kretprobe/inet_csk_complete_hashdance")
+int BPF_KRETPROBE(hashdance_return, struct sock *child)
+{
+	struct pending_call call;
+
+	if (recall(HOOK_HASHDANCE, &call) && child)
+		emit(QWATCH_ACK_COMPLETE, call.listener, child, QWATCH_STAGE_NONE);
+	return 0;
+}
+
+/*
+ * Every way a request leaves the SYN queue other than completing: reset,
+ * listener gone, and (from the timer) expiry after the last SYN-ACK.
+ */
+SEC("kprobe/__inet_csk_reqsk_queue_drop")
+int BPF_KPROBE(req_drop_entry, struct sock *sk, struct request_sock *req, bool from_timer)
+{
+	remember(HOOK_REQ_DROP, sk, req, from_timer);
+	return 0;
+}
+
+SEC("kretprobe/__inet_csk_reqsk_queue_drop")
+int BPF_KRETPROBE(req_drop_return, long unlinked)
+{
+	struct pending_call call;
+
+	if (!recall(HOOK_REQ_DROP, &call) || !(unlinked & 0xff))
+		return 0;
+	emit(call.from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, call.listener, call.req,
+	     QWATCH_STAGE_NONE);
+	return 0;
+}
+
+/*
+ * TCP's SYN-ACK retransmits. inet_rtx_syn_ack() itself cannot be probed for
+ * this: the timer handler in the same file has it inlined.
+ */
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(tcp_retransmit_synack, const struct sock *sk, const struct request_sock *req)
+{
+	emit(QWATCH_SYNACK_RETRANSMIT, sk, req, QWATCH_STAGE_NONE);
+	return 0;
+}
+
+SEC("kprobe/inet_csk_accept")
+int BPF_KPROBE(inet_csk_accept_entry, struct sock *sk)
+{
+	remember(HOOK_ACCEPT, sk, NULL, 0);
+	return 0;
+}
+
+SEC("kretprobe/inet_csk_accept")
+int BPF_KRETPROBE(inet_csk_accept_return, struct sock *child)
+{
+	struct pending_call call;
+
+	if (recall(HOOK_ACCEPT, &call) && child)
+		emit(QWATCH_ACCEPT, call.listener, child, QWATCH_STAGE_NONE);
+	return 0;
+}
+
+/*
+ * The snapshot: every listening socket some process holds, in any netns.
+ * Walking files rather than one protocol's hash tables finds TCP and HSP
+ * listeners alike and names a process holding each.
+ */
+SEC("iter/task_file")
+int dump_listeners(struct bpf_iter__task_file *ctx)
+{
+	struct task_struct *task = ctx->task;
+	struct file *file = ctx->file;
+	struct qwatch_event e = {};
+	struct socket *sock;
+	struct sock *sk;
+
+	if (!task || !file)
+		return 0;
+	sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	sk = BPF_CORE_READ(sock, sk);
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN ||
+	    !listener_selected(sk, QWATCH_SNAPSHOT))
+		return 0;
+	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (e.family != AF_INET && e.family != AF_INET6)
+		return 0;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.type = QWATCH_SNAPSHOT;
+	e.pid = BPF_CORE_READ(task, tgid);
+	read_queues(&e, sk);
+	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

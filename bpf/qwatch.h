@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * The ABI between bpf/qwatch.bpf.c and the reader in user/: the one record
+ * type that travels through the ring buffer and out of the listener
+ * iterator. Fixed-width fields only, largest first, no implicit padding.
+ */
+#ifndef __QWATCH_H
+#define __QWATCH_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* IP protocol number of HSP (kmod/, RFC 3692 experimental). */
+#define QWATCH_IPPROTO_HSP	253
+
+/* What happened to a listener; the JSON names are in user/. */
+enum qwatch_event_type {
+	QWATCH_SNAPSHOT = 0,		/* iterator: a listener as it is now */
+	QWATCH_LISTEN,			/* listen() succeeded (also a backlog change) */
+	QWATCH_CLOSE,			/* the listener stops listening */
+	QWATCH_SYN_RECV,		/* a request sock entered the SYN queue */
+	QWATCH_SYN_DROP,		/* a SYN was dropped, accept queue not full */
+	QWATCH_OVERFLOW,		/* a SYN or final ACK dropped: accept queue full */
+	QWATCH_ACK_COMPLETE,		/* a request became a child in the accept queue */
+	QWATCH_ACK_DROP,		/* a final ACK dropped, accept queue not full */
+	QWATCH_REQ_DROP,		/* a request left the SYN queue (RST, close) */
+	QWATCH_EXPIRE,			/* a request expired after its SYN-ACK retries */
+	QWATCH_SYNACK_RETRANSMIT,	/* a SYN-ACK was sent again */
+	QWATCH_ACCEPT,			/* accept() took a child off the accept queue */
+	QWATCH_EVENT_TYPES,
+};
+
+/* Which handshake step a drop happened at (QWATCH_OVERFLOW). */
+enum qwatch_stage {
+	QWATCH_STAGE_NONE = 0,
+	QWATCH_STAGE_SYN,
+	QWATCH_STAGE_ACK,
+};
+
+/*
+ * One transition of one listener. Queue values are absolute, read from the
+ * listener right after the transition, so a lost event never makes the
+ * reader's numbers drift.
+ */
+struct qwatch_event {
+	__u64 ts_ns;		/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u64 listener;		/* struct sock address: an opaque key */
+	__u8 laddr[16];		/* IPv4 in the first 4 bytes, network order */
+	__u8 raddr[16];		/* peer, all zero when there is none */
+	__u32 netns;		/* inode number of the listener's netns */
+	__u32 pid;		/* snapshot: a process holding the listener */
+	__u32 syn_queue;	/* icsk_accept_queue.qlen */
+	__u32 syn_young;	/* icsk_accept_queue.young */
+	__u32 accept_queue;	/* sk_ack_backlog */
+	__u32 accept_max;	/* sk_max_ack_backlog */
+	__u32 drops;		/* sk_drops */
+	__u16 lport;		/* host order */
+	__u16 rport;		/* host order, 0 when there is no peer */
+	__u16 family;		/* AF_INET or AF_INET6 */
+	__u8 type;		/* enum qwatch_event_type */
+	__u8 protocol;		/* IPPROTO_TCP or QWATCH_IPPROTO_HSP */
+	__u8 stage;		/* enum qwatch_stage */
+	__u8 reserved[11];
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct qwatch_event) == 96, "qwatch_event layout");
+#else
+_Static_assert(sizeof(struct qwatch_event) == 96, "qwatch_event layout");
+#endif
+
+#endif /* __QWATCH_H */

@@ -1,0 +1,33 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Fixtures for every test run inside the test VM (tests/vm/run)."""
+
+import os
+
+import pytest
+
+from lib.kernel import SPLAT, KernelLog
+from lib.netns import NetNSPair
+
+IN_VM = os.environ.get("VM_GUEST") == "1"
+
+# Host checks of the harness run on the host; everything else needs the VM.
+collect_ignore = ["vm"] + (["host"] if IN_VM else [
+    name for name in os.listdir(os.path.dirname(__file__)) if name not in ("host", "lib")
+])
+
+
+@pytest.fixture(autouse=True)
+def kernel_stays_healthy():
+    """Fails the test if the kernel logged a warning, BUG, Oops or trace meanwhile."""
+    log = KernelLog()
+    yield
+    splats = [line for line in log.read_new() if SPLAT.search(line)]
+    log.close()
+    assert not splats, "the kernel logged during this test:\n" + "\n".join(splats)
+
+
+@pytest.fixture
+def netns_pair():
+    """A server and a client namespace joined by veth; always removed."""
+    with NetNSPair() as pair:
+        yield pair

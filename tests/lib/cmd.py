@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Running commands: in a network namespace, in the background, with deadlines."""
+
+import os
+import select
+import shlex
+import subprocess
+import time
+
+
+class CmdExitFailure(Exception):
+    """A command exited non-zero; the message carries its whole output."""
+
+    def __init__(self, cmd, proc):
+        self.cmd = cmd
+        self.proc = proc
+        super().__init__(
+            f"command failed with status {proc.returncode}: {cmd}\n"
+            f"--- stdout ---\n{proc.stdout}--- stderr ---\n{proc.stderr}"
+        )
+
+
+def _argv(cmd, ns):
+    argv = shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+    if ns is not None:
+        argv = ["ip", "netns", "exec", str(ns)] + argv
+    return argv
+
+
+def run(cmd, ns=None, check=True, timeout=60, input=None):
+    """Runs @cmd (a string or an argv list), in netns @ns if given.
+
+    Returns the CompletedProcess; raises CmdExitFailure on a non-zero exit
+    unless @check is false.
+    """
+    proc = subprocess.run(
+        _argv(cmd, ns), capture_output=True, text=True, timeout=timeout, input=input
+    )
+    if check and proc.returncode != 0:
+        raise CmdExitFailure(cmd, proc)
+    return proc
+
+
+def wait_until(condition, timeout=30.0, interval=0.05, what="condition"):
+    """Polls @condition until it returns a true value, which is returned.
+
+    Raises TimeoutError naming @what when @timeout seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Background:
+    """A background process that signals readiness by writing to an fd.
+
+    The command gets the write end of a pipe; "{ready_fd}" in its argv is
+    replaced by that fd's number. Entering the context waits until one byte
+    arrives (or the process dies); leaving it terminates the process.
+    """
+
+    def __init__(self, cmd, ns=None, ready=True, ready_timeout=60, stdout=subprocess.PIPE):
+        self.cmd = cmd
+        read_fd, write_fd = os.pipe() if ready else (None, None)
+        argv = [a.replace("{ready_fd}", str(write_fd)) for a in _argv(cmd, ns)]
+        self.proc = subprocess.Popen(
+            argv,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            pass_fds=(write_fd,) if ready else (),
+        )
+        if ready:
+            os.close(write_fd)
+            self._wait_ready(read_fd, ready_timeout)
+
+    def _wait_ready(self, read_fd, timeout):
+        try:
+            readable, _, _ = select.select([read_fd], [], [], timeout)
+            if not readable or not os.read(read_fd, 1):
+                self.stop()
+                raise RuntimeError(
+                    f"{self.cmd} never became ready: status {self.proc.returncode}, "
+                    f"stderr: {self.proc.stderr.read() if self.proc.stderr else ''}"
+                )
+        finally:
+            os.close(read_fd)
+
+    def stop(self, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

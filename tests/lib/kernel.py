@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: GPL-2.0
+"""What the kernel itself says: the oracles qwatch is compared against."""
+
+import errno
+import os
+import re
+
+from .cmd import run
+
+# Messages that mean the kernel is unwell (the union netdev CI and MPTCP CI
+# grep for, plus what the stock Debian kernel prints for leaks).
+SPLAT = re.compile(
+    r"WARNING:|BUG:|Oops|Call Trace|refcount_t:|\] RIP: |Slab cache still has objects"
+    r"|Poison overwritten|Object already free|list_(add|del) corruption|usercopy:"
+    r"|blocked for more than|soft lockup|rcu: INFO|unregister_netdevice: waiting for"
+)
+
+
+class KernelLog:
+    """New /dev/kmsg records since the object was created."""
+
+    def __init__(self):
+        self._fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+        os.lseek(self._fd, 0, os.SEEK_END)
+
+    def read_new(self):
+        lines = []
+        while True:
+            try:
+                record = os.read(self._fd, 8192)
+            except OSError as e:
+                if e.errno == errno.EAGAIN:
+                    break
+                if e.errno == errno.EPIPE:  # overwritten records: keep reading
+                    continue
+                raise
+            if not record:
+                break
+            # "prio,seq,ts,flags;message\n continuation lines"
+            lines.append(record.decode(errors="replace").split(";", 1)[-1].rstrip())
+        return lines
+
+    def close(self):
+        os.close(self._fd)
+
+
+def ss_listener(ns, port):
+    """(Recv-Q, Send-Q, drops) of the TCP listener on @port in @ns, per ss."""
+    out = run(["ss", "-Hltnm", f"sport = :{port}"], ns=ns).stdout
+    fields = out.split()
+    if not fields:
+        raise LookupError(f"ss shows no TCP listener on port {port} in {ns}")
+    drops = re.search(r"\bd(\d+)\)", out)
+    return int(fields[1]), int(fields[2]), int(drops.group(1)) if drops else 0
+
+
+def ss_syn_recv(ns, port):
+    """The number of TCP request socks (SYN-RECV) for local port @port in @ns."""
+    out = run(["ss", "-Htn", "state", "syn-recv", f"sport = :{port}"], ns=ns).stdout
+    return len(out.splitlines())
+
+
+def nstat(ns, counter):
+    """The absolute value of a /proc/net/{snmp,netstat} counter in @ns."""
+    out = run(["nstat", "-asz", counter], ns=ns).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if fields and fields[0] == counter:
+            return int(fields[1])
+    raise LookupError(f"nstat has no counter {counter}")

@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Network namespaces and a veth link between two of them."""
+
+import ctypes
+import os
+import secrets
+import socket
+
+from .cmd import run, wait_until
+
+
+class NetNS:
+    """A named network namespace with loopback up; deleted on exit."""
+
+    def __init__(self, prefix="qw"):
+        self.name = f"{prefix}-{secrets.token_hex(4)}"
+        run(["ip", "netns", "add", self.name])
+        try:
+            run(["ip", "link", "set", "lo", "up"], ns=self.name)
+            self.inode = os.stat(f"/run/netns/{self.name}").st_ino
+        except Exception:
+            self.delete()
+            raise
+
+    def delete(self):
+        run(["ip", "netns", "del", self.name], check=False)
+        wait_until(
+            lambda: not os.path.exists(f"/run/netns/{self.name}"),
+            what=f"netns {self.name} to go",
+        )
+
+    def __str__(self):
+        return self.name
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.delete()
+
+
+class NetNSPair:
+    """Two namespaces joined by a veth link: 10.77.0.1 (server) and .2 (client)."""
+
+    server_addr = "10.77.0.1"
+    client_addr = "10.77.0.2"
+
+    def __init__(self):
+        self.server = NetNS("qw-srv")
+        try:
+            self.client = NetNS("qw-cli")
+        except Exception:
+            self.server.delete()
+            raise
+        try:
+            veth = f"qw{secrets.token_hex(3)}"
+            run(["ip", "link", "add", veth + "s", "netns", self.server.name,
+                 "type", "veth", "peer", "name", veth + "c", "netns", self.client.name])
+            for ns, dev, addr in ((self.server, veth + "s", self.server_addr),
+                                  (self.client, veth + "c", self.client_addr)):
+                run(["ip", "addr", "add", f"{addr}/24", "dev", dev], ns=ns)
+                run(["ip", "link", "set", dev, "up"], ns=ns)
+        except Exception:
+            self.delete()
+            raise
+
+    def delete(self):
+        self.client.delete()
+        self.server.delete()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.delete()
+
+
+def _setns(fd):
+    if _libc.setns(fd, _CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+_CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def socket_in(ns, *args, **kwargs):
+    """A socket.socket created inside netns @ns (None: the current one).
+
+    A socket belongs to the namespace it was created in, so the calling
+    thread enters @ns just for the creation and returns at once.
+    """
+    if ns is None:
+        return socket.socket(*args, **kwargs)
+    with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{ns}") as target:
+        _setns(target.fileno())
+        try:
+            return socket.socket(*args, **kwargs)
+        finally:
+            _setns(home.fileno())

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0
+// Owning handles for every libbpf object and file descriptor the reader
+// holds, so that each one is released exactly once on every path.
+#pragma once
+
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <system_error>
+#include <utility>
+
+namespace qwatch {
+
+template <typename Skeleton>
+struct SkeletonDeleter {
+  void operator()(Skeleton *skel) const noexcept { Skeleton::destroy(skel); }
+};
+template <typename Skeleton>
+using SkeletonPtr = std::unique_ptr<Skeleton, SkeletonDeleter<Skeleton>>;
+
+struct RingBufferDeleter {
+  void operator()(ring_buffer *rb) const noexcept { ring_buffer__free(rb); }
+};
+using RingBufferPtr = std::unique_ptr<ring_buffer, RingBufferDeleter>;
+
+struct BtfDeleter {
+  void operator()(btf *btf) const noexcept { btf__free(btf); }
+};
+using BtfPtr = std::unique_ptr<btf, BtfDeleter>;
+
+// A file descriptor closed on destruction; move-only.
+class FileDescriptor {
+ public:
+  explicit FileDescriptor(int fd = -1) noexcept : fd_(fd) {}
+  FileDescriptor(FileDescriptor &&other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  FileDescriptor &operator=(FileDescriptor &&other) noexcept
+  {
+    if (this != &other) {
+      reset();
+      fd_ = std::exchange(other.fd_, -1);
+    }
+    return *this;
+  }
+  FileDescriptor(const FileDescriptor &) = delete;
+  FileDescriptor &operator=(const FileDescriptor &) = delete;
+  ~FileDescriptor() { reset(); }
+
+  int get() const noexcept { return fd_; }
+  void reset() noexcept
+  {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+// A fatal setup error: what failed and the errno it failed with.
+class SetupError : public std::system_error {
+ public:
+  SetupError(int err, const std::string &what) : std::system_error(err, std::generic_category(), what)
+  {
+  }
+};
+
+// libbpf >= 1.0: int-returning calls give -errno.
+inline void check(int err, const std::string &what)
+{
+  if (err < 0)
+    throw SetupError(-err, what);
+}
+
+// libbpf >= 1.0: pointer-returning calls give NULL and set errno.
+template <typename T>
+T *check_ptr(T *ptr, const std::string &what)
+{
+  if (!ptr)
+    throw SetupError(errno, what);
+  return ptr;
+}
+
+}  // namespace qwatch

@@ -1,0 +1,149 @@
+// SPDX-License-Identifier: GPL-2.0
+#include "tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <string>
+
+namespace qwatch {
+
+namespace {
+
+// A kernel function and the programs that probe it. The required ones are
+// the queue transitions themselves; the others add drop reasons, expiry and
+// retransmits, and are left out where the kernel lacks (or inlined) them.
+struct ProbedFunction {
+  const char *name;
+  bool required;
+  std::vector<bpf_program *> programs;
+};
+
+bool kernel_has_function(const btf *vmlinux, const char *name)
+{
+  return btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC) >= 0;
+}
+
+bool function_returns_bool(const btf *vmlinux, const char *name)
+{
+  int id = btf__find_by_name_kind(vmlinux, name, BTF_KIND_FUNC);
+  if (id < 0)
+    return false;
+  const btf_type *proto = btf__type_by_id(vmlinux, btf__type_by_id(vmlinux, id)->type);
+  if (!proto || !proto->type)
+    return false;
+  const btf_type *ret = btf__type_by_id(vmlinux, proto->type);
+  return ret && btf_is_int(ret) && (btf_int_encoding(ret) & BTF_INT_BOOL);
+}
+
+}  // namespace
+
+Tracer::Tracer(const TracerFilter &filter, EventHandler on_event) : on_event_(std::move(on_event))
+{
+  BtfPtr vmlinux{check_ptr(btf__load_vmlinux_btf(), "reading the kernel's BTF")};
+
+  skel_.reset(check_ptr(qwatch_bpf::open(), "opening the BPF object"));
+  skel_->rodata->filter_netns = filter.netns;
+  skel_->rodata->filter_lport = filter.lport;
+  skel_->rodata->filter_protocol = filter.protocol;
+  skel_->rodata->hash_add_returns_bool =
+      function_returns_bool(vmlinux.get(), "inet_csk_reqsk_queue_hash_add");
+
+  auto *progs = &skel_->progs;
+  const ProbedFunction functions[] = {
+      {"inet_listen", false, {progs->inet_listen_entry, progs->inet_listen_return}},
+      {"inet_csk_listen_stop", false, {progs->inet_csk_listen_stop_entry}},
+      {"inet_csk_reqsk_queue_hash_add", true, {progs->hash_add_entry, progs->hash_add_return}},
+      {"tcp_conn_request", false, {progs->tcp_conn_request_entry, progs->tcp_conn_request_return}},
+      {"tcp_check_req", false, {progs->tcp_check_req_entry, progs->tcp_check_req_return}},
+      {"inet_csk_complete_hashdance", true, {progs->hashdance_entry, progs->hashdance_return}},
+      {"__inet_csk_reqsk_queue_drop", false, {progs->req_drop_entry, progs->req_drop_return}},
+      {"tcp_rtx_synack", false, {progs->tcp_retransmit_synack}},
+      {"inet_csk_accept", true, {progs->inet_csk_accept_entry, progs->inet_csk_accept_return}},
+  };
+  for (const auto &function : functions) {
+    if (kernel_has_function(vmlinux.get(), function.name))
+      continue;
+    if (function.required)
+      throw SetupError(ENOENT, std::string("this kernel has no ") + function.name + "() to probe");
+    for (bpf_program *prog : function.programs)
+      bpf_program__set_autoload(prog, false);
+  }
+
+  check(qwatch_bpf::load(skel_.get()), "loading the BPF programs");
+  check(qwatch_bpf::attach(skel_.get()), "attaching the BPF programs");
+  ring_buffer_.reset(check_ptr(
+      ring_buffer__new(bpf_map__fd(skel_->maps.events), &Tracer::handle_event, this, nullptr),
+      "creating the ring buffer"));
+}
+
+int Tracer::handle_event(void *ctx, void *data, size_t size) noexcept
+{
+  if (size < sizeof(qwatch_event))
+    return -EINVAL;
+  auto *tracer = static_cast<Tracer *>(ctx);
+  try {
+    tracer->on_event_(*static_cast<const qwatch_event *>(data));
+  } catch (...) {
+    return -ENOMEM;  // nothing may unwind through libbpf; stop polling instead
+  }
+  return 0;
+}
+
+int Tracer::poll(int timeout_ms)
+{
+  return ring_buffer__poll(ring_buffer_.get(), timeout_ms);
+}
+
+int Tracer::snapshot(std::vector<qwatch_event> &listeners) const
+{
+  FileDescriptor iter{bpf_iter_create(bpf_link__fd(skel_->links.dump_listeners))};
+  if (iter.get() < 0)
+    return -errno;
+
+  std::string bytes;
+  char buffer[16384];
+  for (;;) {
+    ssize_t n = ::read(iter.get(), buffer, sizeof(buffer));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -errno;
+    if (n == 0)
+      break;
+    bytes.append(buffer, static_cast<size_t>(n));
+  }
+
+  // Threads and forked processes share sockets: keep each listener once.
+  std::set<uint64_t> seen;
+  listeners.clear();
+  for (size_t at = 0; at + sizeof(qwatch_event) <= bytes.size(); at += sizeof(qwatch_event)) {
+    qwatch_event event;
+    std::memcpy(&event, bytes.data() + at, sizeof(event));
+    if (seen.insert(event.listener).second)
+      listeners.push_back(event);
+  }
+  return 0;
+}
+
+uint64_t Tracer::lost_events() const
+{
+  int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0)
+    return 0;
+  std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
+  uint32_t key = 0;
+  if (bpf_map__lookup_elem(skel_->maps.lost_events, &key, sizeof(key), per_cpu.data(),
+                           per_cpu.size() * sizeof(uint64_t), 0))
+    return 0;
+  uint64_t total = 0;
+  for (uint64_t lost : per_cpu)
+    total += lost;
+  return total;
+}
+
+}  // namespace qwatch

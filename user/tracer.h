@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0
+// The BPF side of qwatch, from the reader's point of view: loads and
+// attaches bpf/qwatch.bpf.c, hands each ring-buffer event to a callback and
+// takes snapshots of every listener through the task_file iterator.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "libbpf_handles.h"
+#include "qwatch.h"
+#include "qwatch.skel.h"
+
+namespace qwatch {
+
+struct TracerFilter {
+  uint32_t netns = 0;    // 0: every network namespace
+  uint16_t lport = 0;    // 0: every port
+  uint8_t protocol = 0;  // 0: TCP and HSP
+};
+
+class Tracer {
+ public:
+  using EventHandler = std::function<void(const qwatch_event &)>;
+
+  // Throws SetupError when the programs cannot be loaded or attached.
+  Tracer(const TracerFilter &filter, EventHandler on_event);
+
+  // Waits up to timeout_ms for events and delivers them; returns the number
+  // of events handled or a negative errno (-EINTR when a signal came).
+  int poll(int timeout_ms);
+
+  // Fills @listeners with every listener some process holds, as the
+  // kernel has it now; returns 0 or a negative errno.
+  int snapshot(std::vector<qwatch_event> &listeners) const;
+
+  // Events the BPF side could not queue because the ring buffer was full.
+  uint64_t lost_events() const;
+
+ private:
+  static int handle_event(void *ctx, void *data, size_t size) noexcept;
+
+  EventHandler on_event_;
+  SkeletonPtr<qwatch_bpf> skel_;
+  RingBufferPtr ring_buffer_;  // after skel_: freed before the maps it reads
+};
+
+}  // namespace qwatch
