@@ -63,7 +63,8 @@ class FileDescriptor {
 // A fatal setup error: what failed and the errno it failed with.
 class SetupError : public std::system_error {
  public:
-  SetupError(int err, const std::string &what) : std::system_error(err, std::generic_category(), what)
+  SetupError(int err, const std::string &what)
+      : std::system_error(err, std::generic_category(), what)
   {
   }
 };

@@ -11,9 +11,7 @@ ListenerState &ListenerTable::upsert(const qwatch_event &event)
   auto [it, inserted] = listeners_.try_emplace(event.listener);
   ListenerState &state = it->second;
   if (inserted)
-    state = ListenerState{.id = next_id_++, .latest = event, .peak_syn_queue = 0,
-                          .peak_accept_queue = 0, .handshakes = 0, .accepts = 0,
-                          .synack_retransmits = 0};
+    state = ListenerState{.id = next_id_++, .latest = event};
   state.latest = event;
   state.peak_syn_queue = std::max(state.peak_syn_queue, event.syn_queue);
   state.peak_accept_queue = std::max(state.peak_accept_queue, event.accept_queue);

@@ -12,13 +12,13 @@
 namespace qwatch {
 
 struct ListenerState {
-  uint32_t id;              // small, stable number for this run
-  qwatch_event latest;      // the kernel's values at the last event or snapshot
-  uint32_t peak_syn_queue;  // highest value seen since the reader started
-  uint32_t peak_accept_queue;
-  uint64_t handshakes;  // ack_complete events
-  uint64_t accepts;
-  uint64_t synack_retransmits;
+  uint32_t id;                  // small, stable number for this run
+  qwatch_event latest;          // the kernel's values at the last event or snapshot
+  uint32_t peak_syn_queue = 0;  // highest value seen since the reader started
+  uint32_t peak_accept_queue = 0;
+  uint64_t handshakes = 0;  // ack_complete events
+  uint64_t accepts = 0;
+  uint64_t synack_retransmits = 0;
 };
 
 class ListenerTable {

@@ -148,7 +148,11 @@ std::string listener_json(const ListenerState &listener)
 
 std::string lost_events_json(uint64_t ts_ns, uint64_t total)
 {
-  return JsonObject().number("ts_ns", ts_ns).string("event", "lost_events").number("total", total).str();
+  return JsonObject()
+      .number("ts_ns", ts_ns)
+      .string("event", "lost_events")
+      .number("total", total)
+      .str();
 }
 
 void print_table(std::FILE *out, const std::vector<const ListenerState *> &rows,
