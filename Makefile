@@ -5,7 +5,7 @@
 KVER     ?= $(shell tests/vm/kver)
 KDIR     ?= /lib/modules/$(KVER)/build
 OUTPUT   := $(abspath build)
-VMLINUX  := $(OUTPUT)/kernel/vmlinux-$(KVER)
+VMLINUX   = $(OUTPUT)/kernel/vmlinux-$(KVER)
 
 CLANG    ?= clang
 BPFTOOL  ?= bpftool

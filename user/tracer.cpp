@@ -40,11 +40,27 @@ bool function_returns_bool(const btf *vmlinux, const char *name)
   return ret && btf_is_int(ret) && (btf_int_encoding(ret) & BTF_INT_BOOL);
 }
 
+// libbpf attaches kprobes through the kprobe PMU, or tracefs where the
+// kernel is older; a kernel built without kprobes has neither.
+bool kernel_has_kprobes()
+{
+  for (const char *path : {"/sys/bus/event_source/devices/kprobe/type",
+                           "/sys/kernel/tracing/kprobe_events",
+                           "/sys/kernel/debug/tracing/kprobe_events"}) {
+    if (access(path, F_OK) == 0)
+      return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Tracer::Tracer(const TracerFilter &filter, EventHandler on_event) : on_event_(std::move(on_event))
 {
-  BtfPtr vmlinux{check_ptr(btf__load_vmlinux_btf(), "reading the kernel's BTF")};
+  BtfPtr vmlinux{check_ptr(btf__load_vmlinux_btf(),
+                           "reading the kernel's BTF (needs CONFIG_DEBUG_INFO_BTF)")};
+  if (!kernel_has_kprobes())
+    throw SetupError(EOPNOTSUPP, "this kernel has no kprobes (needs CONFIG_KPROBES)");
 
   skel_.reset(check_ptr(qwatch_bpf::open(), "opening the BPF object"));
   skel_->rodata->filter_netns = filter.netns;
