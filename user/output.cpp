@@ -90,7 +90,8 @@ std::string bar(uint32_t value, uint32_t limit, size_t width)
 std::string queue_cell(uint32_t value, uint32_t limit)
 {
   char cell[64];
-  std::snprintf(cell, sizeof(cell), "%4u/%-4u %s", value, limit, bar(value, limit, 10).c_str());
+  std::string fraction = std::to_string(value) + "/" + std::to_string(limit);
+  std::snprintf(cell, sizeof(cell), "%-9s %s", fraction.c_str(), bar(value, limit, 10).c_str());
   return cell;
 }
 
@@ -158,7 +159,7 @@ std::string lost_events_json(uint64_t ts_ns, uint64_t total)
 void print_table(std::FILE *out, const std::vector<const ListenerState *> &rows,
                  const TableFooter &footer)
 {
-  std::fprintf(out, "%-10s %-5s %-28s %-20s %-20s %7s %7s %7s\n", "NETNS", "PROTO", "LOCAL",
+  std::fprintf(out, "%-10s %-5s %-24s %-22s %-22s %7s %7s %7s\n", "NETNS", "PROTO", "LOCAL",
                "SYN-Q CUR/MAX", "ACCEPT-Q CUR/MAX", "DROPS", "SYNACK", "ACCEPTS");
   for (const ListenerState *row : rows) {
     const qwatch_event &e = row->latest;
@@ -166,7 +167,7 @@ void print_table(std::FILE *out, const std::vector<const ListenerState *> &rows,
     if (e.family == AF_INET6)
       local = "[" + local + "]";
     local += ":" + std::to_string(e.lport);
-    std::fprintf(out, "%-10u %-5s %-28s %-20s %-20s %7u %7llu %7llu\n", e.netns,
+    std::fprintf(out, "%-10u %-5s %-24s %-22s %-22s %7u %7llu %7llu\n", e.netns,
                  protocol_name(e.protocol), local.c_str(),
                  queue_cell(e.syn_queue, e.accept_max).c_str(),
                  queue_cell(e.accept_queue, e.accept_max).c_str(), e.drops,
