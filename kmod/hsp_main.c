@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * HSP: a handshake protocol whose passive open runs through the kernel's own
+ * listen machinery (request socks in HSP's ehash counted by
+ * icsk_accept_queue.qlen, inet_csk_complete_hashdance(), inet_csk_accept()),
+ * exactly as TCP's and DCCP's do. See Documentation/hsp.rst.
+ *
+ * Registration and its unwinding, the hash tables, per-netns state.
+ */
+#include <linux/module.h>
+#include <net/inet_common.h>
+#include <net/inet_timewait_sock.h>
+#include <net/net_namespace.h>
+#include <net/netns/generic.h>
+#include <net/protocol.h>
+
+#include "hsp.h"
+
+int hsp_protocol = IPPROTO_HSP;
+module_param_named(proto, hsp_protocol, int, 0444);
+MODULE_PARM_DESC(proto, "IP protocol number (default 253, RFC 3692 experimental)");
+
+int hsp_synack_retries;
+module_param_named(synack_retries, hsp_synack_retries, int, 0644);
+MODULE_PARM_DESC(synack_retries,
+		 "SYN-ACK retransmissions before a request expires, for listeners created afterwards (0: net.ipv4.tcp_synack_retries of the namespace)");
+
+int hsp_syn_retries;
+module_param_named(syn_retries, hsp_syn_retries, int, 0644);
+MODULE_PARM_DESC(syn_retries,
+		 "SYN retransmissions before connect() fails with ETIMEDOUT, for sockets created afterwards (0: net.ipv4.tcp_syn_retries of the namespace)");
+
+unsigned int hsp_net_id __read_mostly;
+
+#define HSP_EHASH_SIZE	4096
+#define HSP_BHASH_SIZE	1024
+
+struct inet_hashinfo hsp_hashinfo;
+
+struct inet_timewait_death_row hsp_death_row = {
+	.tw_refcount	= REFCOUNT_INIT(1),
+	.hashinfo	= &hsp_hashinfo,
+};
+
+static void hsp_reqsk_send_ack(const struct sock *sk, struct sk_buff *skb,
+			       struct request_sock *req)
+{
+	/* Only TCP's paths call this; HSP never does. */
+}
+
+static void hsp_reqsk_destructor(struct request_sock *req)
+{
+	kfree(rcu_dereference_protected(inet_rsk(req)->ireq_opt, 1));
+}
+
+static void hsp_syn_ack_timeout(const struct request_sock *req)
+{
+	hsp_inc_stats(read_pnet(&inet_rsk(req)->ireq_net), HSP_MIB_REQUEST_TIMEOUTS);
+}
+
+struct request_sock_ops hsp_request_sock_ops __read_mostly = {
+	.family		= PF_INET,
+	.obj_size	= sizeof(struct hsp_request_sock),
+	.rtx_syn_ack	= hsp_rtx_synack,
+	.send_ack	= hsp_reqsk_send_ack,
+	.send_reset	= hsp_reqsk_send_reset,
+	.destructor	= hsp_reqsk_destructor,
+	.syn_ack_timeout = hsp_syn_ack_timeout,
+};
+
+static struct inet_protosw hsp_protosw = {
+	.type		= SOCK_STREAM,
+	.protocol	= IPPROTO_HSP,
+	.prot		= &hsp_prot,
+	.ops		= &hsp_inet_ops,
+	.flags		= INET_PROTOSW_ICSK,
+};
+
+static const struct net_protocol hsp_net_protocol = {
+	.handler	= hsp_v4_rcv,
+	.err_handler	= hsp_v4_err,
+};
+
+static int hsp_hashinfo_init(struct inet_hashinfo *h)
+{
+	unsigned int i;
+	int err;
+
+	err = inet_hashinfo2_init_mod(h);
+	if (err)
+		return err;
+	err = -ENOMEM;
+	h->bind_bucket_cachep = kmem_cache_create("hsp_bind_bucket",
+						  sizeof(struct inet_bind_bucket), 0,
+						  SLAB_HWCACHE_ALIGN | SLAB_ACCOUNT, NULL);
+	if (!h->bind_bucket_cachep)
+		goto out_free_lhash2;
+	h->bind2_bucket_cachep = kmem_cache_create("hsp_bind2_bucket",
+						   sizeof(struct inet_bind2_bucket), 0,
+						   SLAB_HWCACHE_ALIGN | SLAB_ACCOUNT, NULL);
+	if (!h->bind2_bucket_cachep)
+		goto out_destroy_bind_bucket_cache;
+
+	h->ehash = kvmalloc_array(HSP_EHASH_SIZE, sizeof(*h->ehash), GFP_KERNEL);
+	if (!h->ehash)
+		goto out_destroy_bind2_bucket_cache;
+	h->ehash_mask = HSP_EHASH_SIZE - 1;
+	for (i = 0; i < HSP_EHASH_SIZE; i++)
+		INIT_HLIST_NULLS_HEAD(&h->ehash[i].chain, i);
+	if (inet_ehash_locks_alloc(h))
+		goto out_free_ehash;
+
+	h->bhash = kvmalloc_array(HSP_BHASH_SIZE, sizeof(*h->bhash), GFP_KERNEL);
+	if (!h->bhash)
+		goto out_free_ehash_locks;
+	h->bhash2 = kvmalloc_array(HSP_BHASH_SIZE, sizeof(*h->bhash2), GFP_KERNEL);
+	if (!h->bhash2)
+		goto out_free_bhash;
+	h->bhash_size = HSP_BHASH_SIZE;
+	for (i = 0; i < HSP_BHASH_SIZE; i++) {
+		spin_lock_init(&h->bhash[i].lock);
+		INIT_HLIST_HEAD(&h->bhash[i].chain);
+		spin_lock_init(&h->bhash2[i].lock);
+		INIT_HLIST_HEAD(&h->bhash2[i].chain);
+	}
+	h->pernet = false;
+	return 0;
+
+out_free_bhash:
+	kvfree(h->bhash);
+out_free_ehash_locks:
+	inet_ehash_locks_free(h);
+out_free_ehash:
+	kvfree(h->ehash);
+out_destroy_bind2_bucket_cache:
+	kmem_cache_destroy(h->bind2_bucket_cachep);
+out_destroy_bind_bucket_cache:
+	kmem_cache_destroy(h->bind_bucket_cachep);
+out_free_lhash2:
+	inet_hashinfo2_free_mod(h);
+	return err;
+}
+
+static void hsp_hashinfo_free(struct inet_hashinfo *h)
+{
+	kvfree(h->bhash2);
+	kvfree(h->bhash);
+	inet_ehash_locks_free(h);
+	kvfree(h->ehash);
+	kmem_cache_destroy(h->bind2_bucket_cachep);
+	kmem_cache_destroy(h->bind_bucket_cachep);
+	inet_hashinfo2_free_mod(h);
+}
+
+static int __net_init hsp_net_init(struct net *net)
+{
+	struct hsp_net *hn = hsp_pernet(net);
+	int err;
+
+	err = inet_ctl_sock_create(&hn->ctl_sk, PF_INET, SOCK_RAW, hsp_protocol, net);
+	if (err)
+		return err;
+	err = hsp_proc_init_net(net);
+	if (err)
+		goto out_destroy_ctl_sk;
+	return 0;
+
+out_destroy_ctl_sk:
+	inet_ctl_sock_destroy(hn->ctl_sk);
+	return err;
+}
+
+static void __net_exit hsp_net_exit(struct net *net)
+{
+	hsp_proc_exit_net(net);
+	inet_ctl_sock_destroy(hsp_pernet(net)->ctl_sk);
+}
+
+/* Requests of listeners in dying namespaces must not outlive them. */
+static void __net_exit hsp_net_exit_batch(struct list_head *net_exit_list)
+{
+#ifdef HSP_TWSK_PURGE_NO_FAMILY
+	inet_twsk_purge(&hsp_hashinfo);
+#else
+	inet_twsk_purge(&hsp_hashinfo, AF_INET);
+#endif
+}
+
+static struct pernet_operations hsp_net_ops = {
+	.init		= hsp_net_init,
+	.exit		= hsp_net_exit,
+	.exit_batch	= hsp_net_exit_batch,
+	.id		= &hsp_net_id,
+	.size		= sizeof(struct hsp_net),
+};
+
+static int __init hsp_init(void)
+{
+	int err;
+
+	BUILD_BUG_ON(sizeof(struct hsphdr) != 16);
+	if (hsp_protocol <= 0 || hsp_protocol >= IPPROTO_MAX ||
+	    hsp_protocol == IPPROTO_RAW) {
+		pr_err("hsp: proto=%d is not an IP protocol number\n", hsp_protocol);
+		return -EINVAL;
+	}
+	hsp_protosw.protocol = hsp_protocol;
+
+	err = hsp_hashinfo_init(&hsp_hashinfo);
+	if (err)
+		return err;
+	err = proto_register(&hsp_prot, 1);
+	if (err)
+		goto out_free_hashinfo;
+	err = register_pernet_subsys(&hsp_net_ops);
+	if (err)
+		goto out_unregister_proto;
+	inet_register_protosw(&hsp_protosw);
+	/* Last: from here on segments arrive. */
+	if (inet_add_protocol(&hsp_net_protocol, hsp_protocol)) {
+		pr_err("hsp: IP protocol %d is taken\n", hsp_protocol);
+		err = -EBUSY;
+		goto out_unregister_protosw;
+	}
+	return 0;
+
+out_unregister_protosw:
+	inet_unregister_protosw(&hsp_protosw);
+	unregister_pernet_subsys(&hsp_net_ops);
+out_unregister_proto:
+	proto_unregister(&hsp_prot);
+out_free_hashinfo:
+	hsp_hashinfo_free(&hsp_hashinfo);
+	return err;
+}
+
+static void __exit hsp_exit(void)
+{
+	inet_del_protocol(&hsp_net_protocol, hsp_protocol);
+	inet_unregister_protosw(&hsp_protosw);
+	unregister_pernet_subsys(&hsp_net_ops);
+	proto_unregister(&hsp_prot);
+	hsp_hashinfo_free(&hsp_hashinfo);
+}
+
+module_init(hsp_init);
+module_exit(hsp_exit);
+
+MODULE_LICENSE("GPL");
+MODULE_AUTHOR("qwatch + HSP developers");
+MODULE_DESCRIPTION("HSP: a handshake protocol on the inet_connection_sock queues");

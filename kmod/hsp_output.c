@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * HSP segment construction and transmission.
+ *
+ * Every segment is a bare header: HSP carries no data. Replies for which
+ * there is no HSP socket go out through the namespace's raw control socket,
+ * SYN-ACKs through the listener, everything else through the connection.
+ */
+#include <net/ip.h>
+#include <net/route.h>
+
+#include "hsp.h"
+
+static struct sk_buff *hsp_alloc_segment(void)
+{
+	struct sk_buff *skb = alloc_skb(HSP_MAX_HEADER, GFP_ATOMIC);
+
+	if (skb)
+		skb_reserve(skb, HSP_MAX_HEADER);
+	return skb;
+}
+
+static void hsp_push_header(struct sk_buff *skb, __be32 saddr, __be32 daddr,
+			    __be16 sport, __be16 dport, u32 seq, u32 ack_seq,
+			    u8 flags)
+{
+	struct hsphdr *hh;
+
+	skb_push(skb, sizeof(*hh));
+	skb_reset_transport_header(skb);
+	hh = hsp_hdr(skb);
+	memset(hh, 0, sizeof(*hh));
+	hh->source = sport;
+	hh->dest = dport;
+	hh->seq = htonl(seq);
+	hh->ack_seq = htonl(ack_seq);
+	hh->doff = sizeof(*hh) / 4;
+	hh->flags = flags;
+	hh->check = csum_tcpudp_magic(saddr, daddr, sizeof(*hh), hsp_protocol,
+				      csum_partial(hh, sizeof(*hh), 0));
+	skb->ip_summed = CHECKSUM_NONE;
+}
+
+static void hsp_count_out(struct net *net, u8 flags)
+{
+	hsp_inc_stats(net, HSP_MIB_OUT_SEGS);
+	if (flags & HSP_FLAG_RST)
+		hsp_inc_stats(net, HSP_MIB_RSTS_SENT);
+}
+
+/**
+ * hsp_v4_send_synack() - send the SYN-ACK of a request sock
+ * @sk: the listener
+ * @req: the request in the SYN queue
+ *
+ * Used for the first SYN-ACK and, as &request_sock_ops.rtx_syn_ack, by the
+ * kernel's request timer for every retransmission.
+ *
+ * Return: 0 or a negative errno.
+ */
+int hsp_v4_send_synack(const struct sock *sk, struct request_sock *req)
+{
+	const struct inet_request_sock *ireq = inet_rsk(req);
+	const struct hsp_request_sock *hreq = hsp_rsk(req);
+	struct dst_entry *dst;
+	struct sk_buff *skb;
+	struct flowi4 fl4;
+	int err;
+
+	dst = inet_csk_route_req(sk, &fl4, req);
+	if (!dst)
+		return -EHOSTUNREACH;
+	skb = hsp_alloc_segment();
+	if (!skb) {
+		dst_release(dst);
+		return -ENOMEM;
+	}
+	hsp_push_header(skb, ireq->ir_loc_addr, ireq->ir_rmt_addr,
+			htons(ireq->ir_num), ireq->ir_rmt_port, hreq->snt_isn,
+			hreq->rcv_isn + 1, HSP_FLAG_SYN | HSP_FLAG_ACK);
+	skb_dst_set(skb, dst);
+
+	rcu_read_lock();
+	err = ip_build_and_send_pkt(skb, sk, ireq->ir_loc_addr,
+				    ireq->ir_rmt_addr,
+				    rcu_dereference(ireq->ireq_opt),
+				    inet_sk(sk)->tos);
+	rcu_read_unlock();
+	hsp_count_out(sock_net(sk), HSP_FLAG_SYN | HSP_FLAG_ACK);
+	return net_xmit_eval(err);
+}
+
+/**
+ * hsp_v4_send_reset() - answer a segment that no HSP socket takes with RST
+ * @net: the namespace the segment arrived in
+ * @skb: the offending segment, its header already validated
+ *
+ * Never answers a RST, nor anything not addressed to a local unicast
+ * address. As TCP: a segment with ACK gets RST with seq = its ack_seq,
+ * other segments RST|ACK acknowledging them.
+ */
+void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb)
+{
+	const struct hsphdr *hh = hsp_hdr(skb);
+	const struct iphdr *iph = ip_hdr(skb);
+	struct sock *ctl_sk = hsp_pernet(net)->ctl_sk;
+	u32 seq = 0, ack_seq = 0;
+	struct sk_buff *reply;
+	struct flowi4 fl4;
+	struct rtable *rt;
+	u8 flags;
+
+	if (hh->flags & HSP_FLAG_RST)
+		return;
+	if (!skb_rtable(skb) || skb_rtable(skb)->rt_type != RTN_LOCAL)
+		return;
+
+	if (hh->flags & HSP_FLAG_ACK) {
+		flags = HSP_FLAG_RST;
+		seq = ntohl(hh->ack_seq);
+	} else {
+		flags = HSP_FLAG_RST | HSP_FLAG_ACK;
+		ack_seq = ntohl(hh->seq) + !!(hh->flags & HSP_FLAG_SYN);
+	}
+
+	rt = ip_route_output_ports(net, &fl4, ctl_sk, iph->saddr, iph->daddr,
+				   hh->source, hh->dest, hsp_protocol, 0,
+				   inet_iif(skb));
+	if (IS_ERR(rt))
+		return;
+	reply = hsp_alloc_segment();
+	if (!reply) {
+		ip_rt_put(rt);
+		return;
+	}
+	hsp_push_header(reply, iph->daddr, iph->saddr, hh->dest, hh->source,
+			seq, ack_seq, flags);
+	skb_dst_set(reply, &rt->dst);
+	ip_build_and_send_pkt(reply, ctl_sk, iph->daddr, iph->saddr, NULL, 0);
+	hsp_count_out(net, flags);
+}
+
+/**
+ * hsp_reqsk_send_reset() - &request_sock_ops.send_reset
+ * @sk: the listener (unused: the reset is built from @skb alone)
+ * @skb: the segment to answer
+ */
+void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb)
+{
+	hsp_v4_send_reset(dev_net(skb_dst(skb)->dev), skb);
+}
+
+/**
+ * hsp_send_control() - send a bare SYN, ACK or RST on a connection
+ * @sk: a connecting or connected socket, routed by connect() or by
+ *	syn_recv_sock()
+ * @flags: the HSP flags to send
+ *
+ * Return: 0 or a negative errno.
+ */
+int hsp_send_control(struct sock *sk, u8 flags)
+{
+	struct inet_sock *inet = inet_sk(sk);
+	struct hsp_sock *hs = hsp_sk(sk);
+	u32 ack_seq = 0, seq;
+	struct sk_buff *skb;
+	int err;
+
+	skb = hsp_alloc_segment();
+	if (!skb)
+		return -ENOBUFS;
+	seq = (flags & HSP_FLAG_SYN) ? hs->snd_isn : hs->snd_isn + 1;
+	if (flags & HSP_FLAG_ACK)
+		ack_seq = hs->rcv_isn + 1;
+	hsp_push_header(skb, inet->inet_saddr, inet->inet_daddr,
+			inet->inet_sport, inet->inet_dport, seq, ack_seq, flags);
+	err = ip_queue_xmit(sk, skb, &inet->cork.fl);
+	hsp_count_out(sock_net(sk), flags);
+	return net_xmit_eval(err);
+}
+
+/**
+ * hsp_rtx_synack() - &request_sock_ops.rtx_syn_ack: send a SYN-ACK again
+ * @sk: the listener
+ * @req: the request
+ *
+ * Called by the kernel's request timer and for a retransmitted SYN.
+ * Probed by qwatch for its synack_retransmit events.
+ *
+ * Return: 0 or a negative errno.
+ */
+int hsp_rtx_synack(const struct sock *sk, struct request_sock *req)
+{
+	int err = hsp_v4_send_synack(sk, req);
+
+	if (!err) {
+		hsp_inc_stats(sock_net(sk), HSP_MIB_SYNACKS_SENT);
+		hsp_inc_stats(sock_net(sk), HSP_MIB_SYNACK_RETRANSMITS);
+	}
+	return err;
+}
