@@ -212,6 +212,14 @@ static __always_inline bool recall(enum pending_hook hook, struct pending_call *
 	return call->listener != NULL;
 }
 
+static __always_inline void on_listen_return(int err)
+{
+	struct pending_call call;
+
+	if (recall(HOOK_LISTEN, &call) && !err)
+		emit(QWATCH_LISTEN, call.listener, NULL, QWATCH_STAGE_NONE);
+}
+
 SEC("kprobe/inet_listen")
 int BPF_KPROBE(inet_listen_entry, struct socket *sock)
 {
@@ -222,10 +230,22 @@ int BPF_KPROBE(inet_listen_entry, struct socket *sock)
 SEC("kretprobe/inet_listen")
 int BPF_KRETPROBE(inet_listen_return, int err)
 {
-	struct pending_call call;
+	on_listen_return(err);
+	return 0;
+}
 
-	if (recall(HOOK_LISTEN, &call) && !err)
-		emit(QWATCH_LISTEN, call.listener, NULL, QWATCH_STAGE_NONE);
+/* HSP (kmod/) has its own listen(), like DCCP. */
+SEC("kprobe/hsp_listen")
+int BPF_KPROBE(hsp_listen_entry, struct socket *sock)
+{
+	remember(HOOK_LISTEN, BPF_CORE_READ(sock, sk), NULL, 0);
+	return 0;
+}
+
+SEC("kretprobe/hsp_listen")
+int BPF_KRETPROBE(hsp_listen_return, int err)
+{
+	on_listen_return(err);
 	return 0;
 }
 
@@ -256,14 +276,6 @@ int BPF_KRETPROBE(hash_add_return, long ret)
 	return 0;
 }
 
-/* TCP's SYN path: every drop decision for a SYN at a listener. */
-SEC("kprobe/tcp_conn_request")
-int BPF_KPROBE(tcp_conn_request_entry, void *rsk_ops, void *af_ops, struct sock *sk)
-{
-	remember(HOOK_CONN_REQUEST, sk, NULL, 0);
-	return 0;
-}
-
 static __always_inline void classify_drop(const struct pending_call *call, enum qwatch_stage stage,
 					  enum qwatch_event_type other_drop)
 {
@@ -277,17 +289,52 @@ static __always_inline void classify_drop(const struct pending_call *call, enum 
 		emit(other_drop, call->listener, NULL, stage);
 }
 
-SEC("kretprobe/tcp_conn_request")
-int BPF_KRETPROBE(tcp_conn_request_return)
+/* A SYN at a listener: whatever its handler drops shows in sk_drops. */
+static __always_inline void on_conn_request_return(void)
 {
 	struct pending_call call;
 
 	if (recall(HOOK_CONN_REQUEST, &call))
 		classify_drop(&call, QWATCH_STAGE_SYN, QWATCH_SYN_DROP);
+}
+
+/* A final ACK for a request sock: no child means it was dropped. */
+static __always_inline void on_check_req_return(const struct sock *child)
+{
+	struct pending_call call;
+
+	if (recall(HOOK_CHECK_REQ, &call) && !child)
+		classify_drop(&call, QWATCH_STAGE_ACK, QWATCH_ACK_DROP);
+}
+
+SEC("kprobe/tcp_conn_request")
+int BPF_KPROBE(tcp_conn_request_entry, void *rsk_ops, void *af_ops, struct sock *sk)
+{
+	remember(HOOK_CONN_REQUEST, sk, NULL, 0);
 	return 0;
 }
 
-/* TCP's final ACK for a request sock. */
+SEC("kretprobe/tcp_conn_request")
+int BPF_KRETPROBE(tcp_conn_request_return)
+{
+	on_conn_request_return();
+	return 0;
+}
+
+SEC("kprobe/hsp_conn_request")
+int BPF_KPROBE(hsp_conn_request_entry, struct sock *sk)
+{
+	remember(HOOK_CONN_REQUEST, sk, NULL, 0);
+	return 0;
+}
+
+SEC("kretprobe/hsp_conn_request")
+int BPF_KRETPROBE(hsp_conn_request_return)
+{
+	on_conn_request_return();
+	return 0;
+}
+
 SEC("kprobe/tcp_check_req")
 int BPF_KPROBE(tcp_check_req_entry, struct sock *sk, struct sk_buff *skb, struct request_sock *req)
 {
@@ -298,10 +345,21 @@ int BPF_KPROBE(tcp_check_req_entry, struct sock *sk, struct sk_buff *skb, struct
 SEC("kretprobe/tcp_check_req")
 int BPF_KRETPROBE(tcp_check_req_return, struct sock *child)
 {
-	struct pending_call call;
+	on_check_req_return(child);
+	return 0;
+}
 
-	if (recall(HOOK_CHECK_REQ, &call) && !child)
-		classify_drop(&call, QWATCH_STAGE_ACK, QWATCH_ACK_DROP);
+SEC("kprobe/hsp_check_req")
+int BPF_KPROBE(hsp_check_req_entry, struct sock *sk, struct sk_buff *skb, struct request_sock *req)
+{
+	remember(HOOK_CHECK_REQ, sk, req, 0);
+	return 0;
+}
+
+SEC("kretprobe/hsp_check_req")
+int BPF_KRETPROBE(hsp_check_req_return, struct sock *child)
+{
+	on_check_req_return(child);
 	return 0;
 }
 
@@ -351,6 +409,14 @@ int BPF_KRETPROBE(req_drop_return, long unlinked)
  */
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(tcp_retransmit_synack, const struct sock *sk, const struct request_sock *req)
+{
+	emit(QWATCH_SYNACK_RETRANSMIT, sk, req, QWATCH_STAGE_NONE);
+	return 0;
+}
+
+/* HSP's SYN-ACK retransmits: its request_sock_ops.rtx_syn_ack. */
+SEC("kprobe/hsp_rtx_synack")
+int BPF_KPROBE(hsp_rtx_synack_entry, const struct sock *sk, const struct request_sock *req)
 {
 	emit(QWATCH_SYNACK_RETRANSMIT, sk, req, QWATCH_STAGE_NONE);
 	return 0;

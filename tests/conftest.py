@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from lib import hsp
 from lib.kernel import SPLAT, KernelLog
 from lib.netns import NetNSPair
 
@@ -31,3 +32,11 @@ def netns_pair():
     """A server and a client namespace joined by veth; always removed."""
     with NetNSPair() as pair:
         yield pair
+
+
+@pytest.fixture(scope="session")
+def hsp_module():
+    """kmod/hsp.ko, loaded for the session; unloading it at the end must work."""
+    hsp.load()
+    yield
+    hsp.unload()

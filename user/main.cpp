@@ -32,7 +32,8 @@ struct Options {
   double interval_s = 1.0;
   unsigned long count = 0;  // tables to print; 0: until interrupted
   TracerFilter filter;
-  const char *protocols = "tcp, hsp";
+  bool want_tcp = true;
+  bool want_hsp = true;
   int ready_fd = -1;
 };
 
@@ -139,10 +140,10 @@ Options parse_options(int argc, char **argv)
     case OPT_PROTO:
       if (!std::strcmp(optarg, "tcp")) {
         options.filter.protocol = IPPROTO_TCP;
-        options.protocols = "tcp";
+        options.want_hsp = false;
       } else if (!std::strcmp(optarg, "hsp")) {
         options.filter.protocol = QWATCH_IPPROTO_HSP;
-        options.protocols = "hsp";
+        options.want_tcp = false;
       } else if (std::strcmp(optarg, "all")) {
         throw UsageError(std::string("--proto: '") + optarg + "' is not tcp, hsp or all");
       }
@@ -186,7 +187,15 @@ uint64_t monotonic_ns()
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-void print_listener_table(const ListenerTable &table, const Options &options, uint64_t lost)
+std::string watched_protocols(const Options &options, const Tracer &tracer)
+{
+  std::string hsp = tracer.watching_hsp() ? "hsp" : "hsp (module not loaded: listeners only)";
+  if (!options.want_hsp)
+    return "tcp";
+  return options.want_tcp ? "tcp, " + hsp : hsp;
+}
+
+void print_listener_table(const ListenerTable &table, const std::string &protocols, uint64_t lost)
 {
   bool terminal = isatty(STDOUT_FILENO);
   if (terminal)
@@ -195,7 +204,7 @@ void print_listener_table(const ListenerTable &table, const Options &options, ui
   char stamp[32];
   std::strftime(stamp, sizeof(stamp), "%H:%M:%S", std::localtime(&now));
   std::printf("qwatch %s\n", stamp);
-  print_table(stdout, table.by_fullness(), {.lost_events = lost, .protocols = options.protocols});
+  print_table(stdout, table.by_fullness(), {.lost_events = lost, .protocols = protocols.c_str()});
   if (!terminal)
     std::putchar('\n');
   std::fflush(stdout);
@@ -226,7 +235,7 @@ int run(const Options &options)
       for (const ListenerState *listener : table.by_fullness())
         std::puts(listener_json(*listener).c_str());
     } else {
-      print_listener_table(table, options, tracer.lost_events());
+      print_listener_table(table, watched_protocols(options, tracer), tracer.lost_events());
     }
     return 0;
   }
@@ -265,7 +274,7 @@ int run(const Options &options)
     // Resynchronise: the kernel's values are the truth even if events were lost.
     if (tracer.snapshot(listeners) == 0)
       table.apply_snapshot(listeners);
-    print_listener_table(table, options, lost);
+    print_listener_table(table, watched_protocols(options, tracer), lost);
     if (options.count && ++tables >= options.count)
       break;
   }

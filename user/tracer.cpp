@@ -21,6 +21,7 @@ struct ProbedFunction {
   const char *name;
   bool required;
   std::vector<bpf_program *> programs;
+  const char *module = nullptr;  // the module defining it; nullptr: vmlinux
 };
 
 bool kernel_has_function(const btf *vmlinux, const char *name)
@@ -53,6 +54,12 @@ bool kernel_has_kprobes()
   return false;
 }
 
+bool module_loaded(const char *module)
+{
+  std::string path = std::string("/sys/module/") + module + "/initstate";
+  return access(path.c_str(), F_OK) == 0;
+}
+
 }  // namespace
 
 Tracer::Tracer(const TracerFilter &filter, EventHandler on_event) : on_event_(std::move(on_event))
@@ -80,9 +87,17 @@ Tracer::Tracer(const TracerFilter &filter, EventHandler on_event) : on_event_(st
       {"__inet_csk_reqsk_queue_drop", false, {progs->req_drop_entry, progs->req_drop_return}},
       {"tcp_rtx_synack", false, {progs->tcp_retransmit_synack}},
       {"inet_csk_accept", true, {progs->inet_csk_accept_entry, progs->inet_csk_accept_return}},
+      {"hsp_listen", false, {progs->hsp_listen_entry, progs->hsp_listen_return}, "hsp"},
+      {"hsp_conn_request", false,
+       {progs->hsp_conn_request_entry, progs->hsp_conn_request_return}, "hsp"},
+      {"hsp_check_req", false, {progs->hsp_check_req_entry, progs->hsp_check_req_return}, "hsp"},
+      {"hsp_rtx_synack", false, {progs->hsp_rtx_synack_entry}, "hsp"},
   };
+  watching_hsp_ = module_loaded("hsp");
   for (const auto &function : functions) {
-    if (kernel_has_function(vmlinux.get(), function.name))
+    bool present = function.module ? module_loaded(function.module)
+                                   : kernel_has_function(vmlinux.get(), function.name);
+    if (present)
       continue;
     if (function.required)
       throw SetupError(ENOENT, std::string("this kernel has no ") + function.name + "() to probe");

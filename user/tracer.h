@@ -38,10 +38,16 @@ class Tracer {
   // Events the BPF side could not queue because the ring buffer was full.
   uint64_t lost_events() const;
 
+  // Whether HSP's own functions are probed: its module was loaded when the
+  // tracer attached. Without them HSP listeners still show, with their
+  // queue transitions, but not its drop reasons, listen() or retransmits.
+  bool watching_hsp() const { return watching_hsp_; }
+
  private:
   static int handle_event(void *ctx, void *data, size_t size) noexcept;
 
   EventHandler on_event_;
+  bool watching_hsp_ = false;
   SkeletonPtr<qwatch_bpf> skel_;
   RingBufferPtr ring_buffer_;  // after skel_: freed before the maps it reads
 };

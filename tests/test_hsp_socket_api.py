@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: GPL-2.0
+"""HSP's socket API across two namespaces: what TCP users expect of it."""
+
+import errno
+import select
+import socket
+import threading
+
+import pytest
+
+from lib.cmd import wait_until
+from lib import hsp
+
+
+@pytest.fixture
+def pair(netns_pair, hsp_module):
+    return netns_pair
+
+
+def hsp_listener(pair, backlog=8, port=0):
+    listener = hsp.hsp_socket(pair.server)
+    listener.bind((pair.server_addr, port))
+    listener.listen(backlog)
+    return listener, listener.getsockname()[1]
+
+
+def test_blocking_connect_and_accept__names_on_both_ends(pair):
+    listener, port = hsp_listener(pair)
+    client = hsp.hsp_socket(pair.client)
+    client.settimeout(30)
+    client.connect((pair.server_addr, port))
+    child, peer = listener.accept()
+    assert peer == client.getsockname()
+    assert child.getpeername() == client.getsockname()
+    assert child.getsockname() == client.getpeername() == (pair.server_addr, port)
+    for sock in (child, client, listener):
+        sock.close()
+
+
+def test_nonblocking_connect__einprogress_then_writable(pair):
+    listener, port = hsp_listener(pair)
+    client = hsp.hsp_socket(pair.client)
+    client.setblocking(False)
+    assert client.connect_ex((pair.server_addr, port)) == errno.EINPROGRESS
+    _, writable, _ = select.select([], [client], [], 30)
+    assert writable and client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+    # The listener polls readable once a child waits.
+    readable, _, _ = select.select([listener], [], [], 30)
+    assert readable
+    child, _ = listener.accept()
+    for sock in (child, client, listener):
+        sock.close()
+
+
+def test_accept4_nonblocking__eagain_on_an_empty_queue(pair):
+    listener, _ = hsp_listener(pair)
+    listener.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        listener.accept()
+    listener.close()
+
+
+def test_epoll__listener_wakes_when_a_child_arrives(pair):
+    listener, port = hsp_listener(pair)
+    epoll = select.epoll()
+    epoll.register(listener.fileno(), select.EPOLLIN)
+    assert epoll.poll(0) == []
+    client = hsp.hsp_socket(pair.client)
+    client.settimeout(30)
+    client.connect((pair.server_addr, port))
+    assert epoll.poll(30) == [(listener.fileno(), select.EPOLLIN)]
+    epoll.close()
+    child, _ = listener.accept()
+    for sock in (child, client, listener):
+        sock.close()
+
+
+def test_connect_to_a_closed_port__econnrefused(pair):
+    client = hsp.hsp_socket(pair.client)
+    client.settimeout(30)
+    with pytest.raises(ConnectionRefusedError):
+        client.connect((pair.server_addr, 9))
+    client.close()
+
+
+def test_connect_to_a_silent_peer__etimedout_after_the_syn_retries(pair):
+    hsp.set_param("syn_retries", 1)
+    try:
+        client = hsp.hsp_socket(pair.client)
+    finally:
+        hsp.set_param("syn_retries", 0)
+    client.settimeout(60)
+    with pytest.raises(OSError) as raised:
+        # 10.77.0.3 is on the link but nobody answers for it.
+        client.connect(("10.77.0.3", 7))
+    assert raised.value.errno in (errno.ETIMEDOUT, errno.EHOSTUNREACH)
+    client.close()
+
+
+def test_bind_twice__eaddrinuse_and_so_reuseaddr(pair):
+    listener, port = hsp_listener(pair)
+    other = hsp.hsp_socket(pair.server)
+    with pytest.raises(OSError) as raised:
+        other.bind((pair.server_addr, port))
+    assert raised.value.errno == errno.EADDRINUSE
+    other.close()
+    listener.close()
+    reuse = hsp.hsp_socket(pair.server)
+    reuse.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    reuse.bind((pair.server_addr, port))
+    reuse.close()
+
+
+def test_listen_on_a_connected_socket__einval(pair):
+    listener, port = hsp_listener(pair)
+    client = hsp.hsp_socket(pair.client)
+    client.settimeout(30)
+    client.connect((pair.server_addr, port))
+    with pytest.raises(OSError) as raised:
+        client.listen(1)
+    assert raised.value.errno == errno.EINVAL
+    child, _ = listener.accept()
+    for sock in (child, client, listener):
+        sock.close()
+
+
+def test_data__send_and_recv_fail_with_eopnotsupp(pair):
+    listener, port = hsp_listener(pair)
+    client = hsp.hsp_socket(pair.client)
+    client.settimeout(30)
+    client.connect((pair.server_addr, port))
+    child, _ = listener.accept()
+    for sock in (client, child):
+        sock.setblocking(True)  # else Python polls for readability first
+        with pytest.raises(OSError) as raised:
+            sock.send(b"x")
+        assert raised.value.errno == errno.EOPNOTSUPP
+        with pytest.raises(OSError) as raised:
+            sock.recv(1)
+        assert raised.value.errno == errno.EOPNOTSUPP
+    for sock in (child, client, listener):
+        sock.close()
+
+
+def test_close__resets_the_peer(pair):
+    listener, port = hsp_listener(pair)
+    client = hsp.hsp_socket(pair.client)
+    client.settimeout(30)
+    client.connect((pair.server_addr, port))
+    child, _ = listener.accept()
+    child.close()
+    wait_until(lambda: client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET
+               or select.select([client], [], [], 0)[0], what="the reset to arrive")
+    client.close()
+    listener.close()
+
+
+def test_shutdown_of_the_listener__wakes_a_blocked_accept_with_einval(pair):
+    listener, _ = hsp_listener(pair)
+    result = {}
+
+    def accept():
+        try:
+            listener.accept()
+        except OSError as e:
+            result["errno"] = e.errno
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    wait_until(lambda: "accept" in open(f"/proc/{thread.native_id}/wchan").read()
+               or "wait" in open(f"/proc/{thread.native_id}/wchan").read(),
+               what="accept() to block")
+    listener.shutdown(socket.SHUT_RDWR)
+    thread.join(30)
+    assert result.get("errno") == errno.EINVAL
+    listener.close()
