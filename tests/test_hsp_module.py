@@ -17,13 +17,7 @@ def reloadable(hsp_module):
 
 def test_rmmod__busy_while_a_listener_and_its_connections_exist(reloadable):
     with NetNSPair() as pair:
-        listener = hsp.hsp_socket(pair.server)
-        listener.bind((pair.server_addr, 0))
-        listener.listen(4)
-        client = hsp.hsp_socket(pair.client)
-        client.settimeout(30)
-        client.connect(listener.getsockname())
-        child, _ = listener.accept()
+        listener, client, child = hsp.open_connection(pair)
         for sock in (client, child, listener):
             proc = run(["rmmod", "hsp"], check=False)
             assert proc.returncode != 0 and "in use" in proc.stderr
@@ -37,14 +31,8 @@ def test_insmod_rmmod__repeatable_and_leaves_no_objects(reloadable):
     for _ in range(3):
         hsp.load()
         with NetNSPair() as pair:
-            listener = hsp.hsp_socket(pair.server)
-            listener.bind((pair.server_addr, 0))
-            listener.listen(2)
-            client = hsp.hsp_socket(pair.client)
-            client.settimeout(30)
-            client.connect(listener.getsockname())
-            client.close()
-            listener.close()
+            for sock in hsp.open_connection(pair):
+                sock.close()
         # A leak would make proto_unregister() warn "Slab cache still has
         # objects", which the kernel-log check turns into a failure.
         hsp.unload()
@@ -53,10 +41,7 @@ def test_insmod_rmmod__repeatable_and_leaves_no_objects(reloadable):
 def test_netns_delete__frees_listeners_requests_and_connections(hsp_module):
     baseline = hsp.refcount()
     pair = NetNSPair()
-    listener = hsp.hsp_socket(pair.server)
-    listener.bind((pair.server_addr, 0))
-    listener.listen(8)
-    port = listener.getsockname()[1]
+    listener, port = hsp.listen(pair.server, pair.server_addr)
     run(["nft", "-f", "-"], ns=pair.client, input=f"""table inet qwhold {{
         chain output {{ type filter hook output priority 0;
             ip protocol {hsp.IPPROTO_HSP} @th,16,16 {port} @th,104,8 0x02 drop; }}; }}""")

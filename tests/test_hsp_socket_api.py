@@ -17,24 +17,23 @@ def pair(netns_pair, hsp_module):
     return netns_pair
 
 
-def hsp_listener(pair, backlog=8, port=0):
-    listener = hsp.hsp_socket(pair.server)
-    listener.bind((pair.server_addr, port))
-    listener.listen(backlog)
-    return listener, listener.getsockname()[1]
-
-
-def test_blocking_connect_and_accept__names_on_both_ends(pair):
-    listener, port = hsp_listener(pair)
-    client = hsp.hsp_socket(pair.client)
-    client.settimeout(30)
-    client.connect((pair.server_addr, port))
-    child, peer = listener.accept()
-    assert peer == client.getsockname()
-    assert child.getpeername() == client.getsockname()
-    assert child.getsockname() == client.getpeername() == (pair.server_addr, port)
-    for sock in (child, client, listener):
+@pytest.fixture
+def connection(pair):
+    """(listener, client, child) of one HSP connection; closed after the test."""
+    sockets = hsp.open_connection(pair)
+    yield sockets
+    for sock in sockets:
         sock.close()
+
+
+def hsp_listener(pair, backlog=8):
+    return hsp.listen(pair.server, pair.server_addr, backlog)
+
+
+def test_blocking_connect_and_accept__names_on_both_ends(pair, connection):
+    listener, client, child = connection
+    assert child.getpeername() == client.getsockname()
+    assert child.getsockname() == client.getpeername() == listener.getsockname()
 
 
 def test_nonblocking_connect__einprogress_then_writable(pair):
@@ -111,25 +110,15 @@ def test_bind_twice__eaddrinuse_and_so_reuseaddr(pair):
     reuse.close()
 
 
-def test_listen_on_a_connected_socket__einval(pair):
-    listener, port = hsp_listener(pair)
-    client = hsp.hsp_socket(pair.client)
-    client.settimeout(30)
-    client.connect((pair.server_addr, port))
+def test_listen_on_a_connected_socket__einval(connection):
+    _, client, _ = connection
     with pytest.raises(OSError) as raised:
         client.listen(1)
     assert raised.value.errno == errno.EINVAL
-    child, _ = listener.accept()
-    for sock in (child, client, listener):
-        sock.close()
 
 
-def test_data__send_and_recv_fail_with_eopnotsupp(pair):
-    listener, port = hsp_listener(pair)
-    client = hsp.hsp_socket(pair.client)
-    client.settimeout(30)
-    client.connect((pair.server_addr, port))
-    child, _ = listener.accept()
+def test_data__send_and_recv_fail_with_eopnotsupp(connection):
+    _, client, child = connection
     for sock in (client, child):
         sock.setblocking(True)  # else Python polls for readability first
         with pytest.raises(OSError) as raised:
@@ -138,23 +127,13 @@ def test_data__send_and_recv_fail_with_eopnotsupp(pair):
         with pytest.raises(OSError) as raised:
             sock.recv(1)
         assert raised.value.errno == errno.EOPNOTSUPP
-    for sock in (child, client, listener):
-        sock.close()
 
 
-def test_close__resets_the_peer(pair):
-    listener, port = hsp_listener(pair)
-    client = hsp.hsp_socket(pair.client)
-    client.settimeout(30)
-    client.connect((pair.server_addr, port))
-    child, _ = listener.accept()
+def test_close__resets_the_peer(connection):
+    _, client, child = connection
     child.close()
-    wait_until(lambda: client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET
-               or select.select([client], [], [], 0)[0], what="the reset to arrive")
-    client.close()
-    listener.close()
-
-
+    wait_until(lambda: client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET,
+               what="the reset to arrive")
 def test_shutdown_of_the_listener__wakes_a_blocked_accept_with_einval(pair):
     listener, _ = hsp_listener(pair)
     result = {}

@@ -85,3 +85,30 @@ def stat(ns, counter):
         if name == counter:
             return int(value)
     raise LookupError(f"/proc/net/hsp_stat has no {counter}")
+
+
+def listen(ns, addr, backlog=8):
+    """An HSP listener on an ephemeral port of @addr in @ns: (socket, port)."""
+    listener = hsp_socket(ns)
+    listener.bind((addr, 0))
+    listener.listen(backlog)
+    return listener, listener.getsockname()[1]
+
+
+def connect(ns, addr, port, timeout=30):
+    """An HSP socket in @ns connected (blocking) to @addr:@port."""
+    client = hsp_socket(ns)
+    client.settimeout(timeout)
+    client.connect((addr, port))
+    return client
+
+
+def open_connection(pair, backlog=8):
+    """A listener in pair.server and one accepted connection from pair.client.
+
+    Returns (listener, client, child).
+    """
+    listener, port = listen(pair.server, pair.server_addr, backlog)
+    client = connect(pair.client, pair.server_addr, port)
+    child, _ = listener.accept()
+    return listener, client, child
