@@ -59,3 +59,9 @@ def test_netns_delete__frees_listeners_requests_and_connections(hsp_module):
     # means all of them are gone.
     wait_until(lambda: hsp.refcount() == baseline, timeout=60,
                what="everything of the deleted namespaces to be freed")
+
+
+def test_qwatch_without_the_module__watches_tcp_and_says_hsp_is_not(reloadable):
+    hsp.unload()
+    proc = run(["build/qwatch", "--once"])
+    assert "watching tcp, hsp (module not loaded: listeners only)" in proc.stdout
