@@ -1,0 +1,194 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Malformed and unexpected HSP segments, table-driven.
+
+Each case is sent by a raw socket in the client namespace to an HSP listener.
+What the module answered is read off the same raw socket up to the answer to
+a sentinel segment sent right after the case (an ACK to a closed port, which
+is always answered with RST): anything answering the case arrives first, so
+"no answer" needs no sleep. Expected answers are what TCP does with the same
+segment on this kernel: drop, RST, or a SYN-ACK (retransmission).
+Afterwards the counters must have moved as expected, no request sock may be
+left behind unless the case makes one, and the listener must still accept a
+valid connection.
+"""
+
+import os
+import socket
+
+import pytest
+
+from lib import hsp
+from lib.cmd import run, wait_until
+from lib.hsp_wire import ACK, FIN, RST, SYN, RawPeer, segment
+
+SENTINEL_SPORT = 4242
+CLOSED_PORT = 9
+PEER_ISN = 1000
+RAW_MARK = 42
+
+
+@pytest.fixture
+def peer(netns_pair, hsp_module):
+    # veth hands each segment to the sending CPU's backlog: from one CPU,
+    # the sentinel cannot overtake the case, nor its answer the case's.
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(affinity)})
+    listener, port = hsp.listen(netns_pair.server, netns_pair.server_addr, 16)
+    raw = RawPeer(netns_pair.client, netns_pair.client_addr)
+    # The client's own HSP stack would reset every SYN-ACK answering the
+    # raw socket's SYNs: drop the resets that the raw socket did not send.
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, RAW_MARK)
+    run(["nft", "-f", "-"], ns=netns_pair.client, input=f"""table inet qwraw {{
+        chain output {{ type filter hook output priority 0;
+            ip protocol {hsp.IPPROTO_HSP} @th,104,8 & {RST} == {RST} meta mark != {RAW_MARK} drop;
+        }}; }}""")
+    yield Peer(netns_pair, raw, listener, port)
+    raw.close()
+    listener.close()
+    os.sched_setaffinity(0, affinity)
+
+
+class Peer:
+    def __init__(self, pair, raw, listener, port):
+        self.pair, self.raw, self.listener, self.port = pair, raw, listener, port
+        self.next_sport = 20000
+        self.synacks_seen = set()
+
+    def new_sport(self):
+        self.next_sport += 1
+        return self.next_sport
+
+    def build(self, sport, **fields):
+        fields.setdefault("dport", self.port)
+        return segment(self.pair.client_addr, self.pair.server_addr, sport, **fields)
+
+    def exchange(self, *segments, target=None):
+        """Sends @segments (or raw bytes), then the sentinel; returns the
+        answers to @segments, in order."""
+        for data in segments:
+            self.raw.send(target or self.pair.server_addr, data)
+        self.raw.send(self.pair.server_addr,
+                      self.build(SENTINEL_SPORT, dport=CLOSED_PORT, flags=ACK, ack_seq=7))
+        answers = self.raw.replies_until(lambda f: f["dport"] == SENTINEL_SPORT)
+        # The request timer retransmits SYN-ACKs whenever it fires: an
+        # earlier request's SYN-ACK again is no answer to this exchange.
+        answers = [a for a in answers if a["dport"] != SENTINEL_SPORT
+                   and (a["dport"], a["seq"], a["flags"]) not in self.synacks_seen]
+        self.synacks_seen |= {(a["dport"], a["seq"], a["flags"]) for a in answers
+                              if a["flags"] == SYN | ACK}
+        return answers
+
+    def stat(self, counter):
+        return hsp.stat(self.pair.server, counter)
+
+    def requests(self):
+        return hsp.proc_requests(self.pair.server, self.port)
+
+    def still_accepts(self):
+        client = hsp.connect(self.pair.client, self.pair.server_addr, self.port)
+        child, _ = self.listener.accept()
+        child.close()
+        client.close()
+
+
+def valid_syn(peer, sport):
+    return peer.build(sport, seq=PEER_ISN, flags=SYN)
+
+
+# name, segment builder, expected answers (flag sets), counter that grows by one
+MALFORMED = [
+    ("shorter than the header", lambda p, s: valid_syn(p, s)[:10], [], "HeaderErrors"),
+    ("header length too small", lambda p, s: p.build(s, doff=3), [], "HeaderErrors"),
+    ("header length beyond the packet", lambda p, s: p.build(s, doff=15), [], "HeaderErrors"),
+    ("bad checksum", lambda p, s: p.build(s, seq=PEER_ISN, bad_checksum=True), [], "CsumErrors"),
+    ("no flag", lambda p, s: p.build(s, flags=0), [], "HeaderErrors"),
+    ("unknown flag", lambda p, s: p.build(s, flags=SYN | 0x80), [], "HeaderErrors"),
+    ("SYN with RST", lambda p, s: p.build(s, flags=SYN | RST), [], "HeaderErrors"),
+    ("SYN with FIN", lambda p, s: p.build(s, flags=SYN | FIN), [], "HeaderErrors"),
+]
+
+UNEXPECTED_AT_LISTENER = [
+    ("ACK", lambda p, s: p.build(s, seq=5, ack_seq=77, flags=ACK), [RST], "RstsSent"),
+    ("ACK with trailing bytes", lambda p, s: p.build(s, ack_seq=77, flags=ACK, payload=b"data"),
+     [RST], "RstsSent"),
+    ("SYN-ACK", lambda p, s: p.build(s, seq=5, ack_seq=77, flags=SYN | ACK), [RST], "RstsSent"),
+    ("RST", lambda p, s: p.build(s, seq=5, flags=RST), [], "InSegs"),
+]
+
+
+@pytest.mark.parametrize("name, build, answers, counter", MALFORMED + UNEXPECTED_AT_LISTENER,
+                         ids=[case[0] for case in MALFORMED + UNEXPECTED_AT_LISTENER])
+def test_segment__answered_as_tcp_would_and_nothing_queued(peer, name, build, answers, counter):
+    before = peer.stat(counter)
+    got = peer.exchange(build(peer, peer.new_sport()))
+    assert [a["flags"] for a in got] == answers
+    assert peer.stat(counter) > before
+    assert peer.requests() == 0
+    peer.still_accepts()
+
+
+def test_rst_for_an_ack__carries_its_ack_number(peer):
+    [answer] = peer.exchange(peer.build(peer.new_sport(), seq=5, ack_seq=4321, flags=ACK))
+    assert (answer["flags"], answer["seq"]) == (RST, 4321)
+
+
+def test_syn__one_request_and_a_syn_ack_acknowledging_it(peer):
+    [answer] = peer.exchange(valid_syn(peer, peer.new_sport()))
+    assert answer["flags"] == SYN | ACK and answer["ack_seq"] == PEER_ISN + 1
+    assert peer.requests() == 1
+
+
+def test_identical_syns__one_request_and_the_same_syn_ack_again(peer):
+    sport = peer.new_sport()
+    first, second = peer.exchange(valid_syn(peer, sport), valid_syn(peer, sport))
+    assert first["flags"] == second["flags"] == SYN | ACK
+    assert first["seq"] == second["seq"]
+    assert peer.requests() == 1
+
+
+def test_wrong_ack_number_for_a_request__rst_and_the_request_stays(peer):
+    sport = peer.new_sport()
+    [syn_ack] = peer.exchange(valid_syn(peer, sport))
+    [answer] = peer.exchange(peer.build(sport, seq=PEER_ISN + 1, ack_seq=syn_ack["seq"] + 7,
+                                        flags=ACK))
+    assert answer["flags"] == RST
+    assert peer.requests() == 1
+    # The right ACK still completes it.
+    assert peer.exchange(peer.build(sport, seq=PEER_ISN + 1, ack_seq=syn_ack["seq"] + 1,
+                                    flags=ACK)) == []
+    assert peer.requests() == 0
+    assert hsp.proc_listener(peer.pair.server, peer.port)["accept_queue"] == 1
+
+
+def test_rst_for_a_request__removes_it_without_answer(peer):
+    sport = peer.new_sport()
+    peer.exchange(valid_syn(peer, sport))
+    before = peer.stat("RstsReceived")
+    assert peer.exchange(peer.build(sport, seq=PEER_ISN + 1, flags=RST)) == []
+    assert peer.requests() == 0
+    assert peer.stat("RstsReceived") == before + 1
+
+
+def test_rst_with_a_wrong_sequence_number__ignored(peer):
+    sport = peer.new_sport()
+    peer.exchange(valid_syn(peer, sport))
+    assert peer.exchange(peer.build(sport, seq=PEER_ISN + 99, flags=RST)) == []
+    assert peer.requests() == 1
+
+
+def test_ack_for_an_expired_request__rst(peer):
+    run(["sysctl", "-qw", "net.ipv4.tcp_synack_retries=1"], ns=peer.pair.server)
+    # The retries setting is read when the request timer fires.
+    sport = peer.new_sport()
+    [syn_ack] = peer.exchange(valid_syn(peer, sport))
+    wait_until(lambda: peer.requests() == 0, timeout=60, what="the request to expire")
+    got = peer.exchange(peer.build(sport, seq=PEER_ISN + 1, ack_seq=syn_ack["seq"] + 1, flags=ACK))
+    assert [a["flags"] for a in got] == [RST]
+
+
+def test_syn_to_the_broadcast_address__dropped(peer):
+    peer.raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    data = segment(peer.pair.client_addr, "10.77.0.255", peer.new_sport(), peer.port,
+                   seq=PEER_ISN)
+    assert peer.exchange(data, target="10.77.0.255") == []
+    assert peer.requests() == 0
