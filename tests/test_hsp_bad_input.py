@@ -19,7 +19,7 @@ import pytest
 
 from lib import hsp
 from lib.cmd import run, wait_until
-from lib.hsp_wire import ACK, FIN, RST, SYN, RawPeer, segment
+from lib.hsp_wire import ACK, FIN, RST, SYN, RawPeer, drop_unmarked_resets, segment
 
 SENTINEL_SPORT = 4242
 CLOSED_PORT = 9
@@ -35,13 +35,8 @@ def peer(netns_pair, hsp_module):
     os.sched_setaffinity(0, {min(affinity)})
     listener, port = hsp.listen(netns_pair.server, netns_pair.server_addr, 16)
     raw = RawPeer(netns_pair.client, netns_pair.client_addr)
-    # The client's own HSP stack would reset every SYN-ACK answering the
-    # raw socket's SYNs: drop the resets that the raw socket did not send.
     raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, RAW_MARK)
-    run(["nft", "-f", "-"], ns=netns_pair.client, input=f"""table inet qwraw {{
-        chain output {{ type filter hook output priority 0;
-            ip protocol {hsp.IPPROTO_HSP} @th,104,8 & {RST} == {RST} meta mark != {RAW_MARK} drop;
-        }}; }}""")
+    drop_unmarked_resets(netns_pair.client, RAW_MARK)
     yield Peer(netns_pair, raw, listener, port)
     raw.close()
     listener.close()

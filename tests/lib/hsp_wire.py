@@ -74,3 +74,35 @@ class RawPeer:
 
     def close(self):
         self.sock.close()
+
+
+TCP_HEADER = struct.Struct("!HHIIBBHHH")
+TCP_SYN, TCP_RST = 0x02, 0x04
+
+
+def tcp_syn(src, dst, sport, dport, seq):
+    """A bare TCP SYN (no options), for the same floods against TCP."""
+    header = TCP_HEADER.pack(sport, dport, seq, 0, 5 << 4, TCP_SYN, 65535, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack(
+        "!BBH", 0, socket.IPPROTO_TCP, len(header))
+    check = checksum(pseudo + header)
+    return header[:16] + struct.pack("!H", check) + header[18:]
+
+
+def raw_sender(ns, protocol, mark):
+    """A raw socket for @protocol in @ns whose segments carry @mark."""
+    sock = socket_in(ns, socket.AF_INET, socket.SOCK_RAW, protocol)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
+    return sock
+
+
+def drop_unmarked_resets(ns, mark):
+    """The namespace's own TCP and HSP stacks would reset every SYN-ACK that
+    answers a raw socket's SYN, killing the request: drop resets not
+    carrying @mark (the raw socket's)."""
+    from .cmd import run
+    run(["nft", "-f", "-"], ns=ns, input=f"""table inet qwraw {{
+        chain output {{ type filter hook output priority 0;
+            ip protocol {IPPROTO_HSP} @th,104,8 & {RST} == {RST} meta mark != {mark} drop;
+            tcp flags & rst == rst meta mark != {mark} drop;
+        }}; }}""")
