@@ -111,6 +111,7 @@ extern unsigned int hsp_net_id;
 extern int hsp_protocol;
 extern int hsp_synack_retries;
 extern int hsp_syn_retries;
+extern int hsp_fail_every;
 extern struct inet_hashinfo hsp_hashinfo;
 extern struct inet_timewait_death_row hsp_death_row;
 extern struct proto hsp_prot;
@@ -133,6 +134,9 @@ static inline void hsp_listendrop(struct sock *sk)
 	atomic_inc(&sk->sk_drops);
 	__NET_INC_STATS(sock_net(sk), LINUX_MIB_LISTENDROPS);
 }
+
+/* hsp_main.c */
+bool hsp_should_fail_alloc(void);
 
 /* hsp_input.c */
 int hsp_v4_rcv(struct sk_buff *skb);

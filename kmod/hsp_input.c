@@ -77,7 +77,8 @@ int hsp_conn_request(struct sock *sk, struct sk_buff *skb)
 		goto drop;
 	}
 
-	req = inet_reqsk_alloc(&hsp_request_sock_ops, sk, true);
+	req = hsp_should_fail_alloc() ? NULL :
+	      inet_reqsk_alloc(&hsp_request_sock_ops, sk, true);
 	if (!req)
 		goto drop;
 	ireq = inet_rsk(req);
@@ -135,7 +136,8 @@ static struct sock *hsp_v4_syn_recv_sock(const struct sock *sk,
 	if (sk_acceptq_is_full(sk))
 		goto exit_overflow;
 
-	newsk = inet_csk_clone_lock(sk, req, GFP_ATOMIC);
+	newsk = hsp_should_fail_alloc() ? NULL :
+		inet_csk_clone_lock(sk, req, GFP_ATOMIC);
 	if (!newsk)
 		goto exit;
 	hsp_sk(newsk)->snd_isn = hsp_rsk(req)->snt_isn;

@@ -30,6 +30,25 @@ module_param_named(syn_retries, hsp_syn_retries, int, 0644);
 MODULE_PARM_DESC(syn_retries,
 		 "SYN retransmissions before connect() fails with ETIMEDOUT, for sockets created afterwards (0: net.ipv4.tcp_syn_retries of the namespace)");
 
+int hsp_fail_every;
+module_param_named(fail_every, hsp_fail_every, int, 0644);
+MODULE_PARM_DESC(fail_every,
+		 "Fault injection for tests: fail every Nth request-sock or child allocation (0: never)");
+
+static atomic_t hsp_allocations = ATOMIC_INIT(0);
+
+/**
+ * hsp_should_fail_alloc() - whether fault injection fails this allocation
+ *
+ * Return: true every fail_every-th call while fail_every is positive.
+ */
+bool hsp_should_fail_alloc(void)
+{
+	int every = READ_ONCE(hsp_fail_every);
+
+	return every > 0 && atomic_inc_return(&hsp_allocations) % every == 0;
+}
+
 unsigned int hsp_net_id __read_mostly;
 
 #define HSP_EHASH_SIZE	4096

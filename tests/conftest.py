@@ -6,6 +6,7 @@ import os
 import pytest
 
 from lib import hsp
+from lib.cmd import wait_until
 from lib.kernel import SPLAT, KernelLog
 from lib.netns import NetNSPair
 
@@ -40,3 +41,15 @@ def hsp_module():
     hsp.load()
     yield
     hsp.unload()
+
+
+@pytest.fixture(autouse=True)
+def hsp_sockets_all_freed():
+    """Leak oracle: every HSP socket and request sock holds a module
+    reference, so after each test the module's refcount must come back to
+    what it was (requests of closed listeners go at their next timer)."""
+    baseline = hsp.refcount() if hsp.loaded() else None
+    yield
+    if baseline is not None and hsp.loaded():
+        wait_until(lambda: hsp.refcount() <= baseline, timeout=60,
+                   what=f"hsp's refcount back to {baseline}: HSP sockets leaked")

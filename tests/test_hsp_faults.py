@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Faults and races on HSP's listen path, in loops where timing matters."""
+
+import errno
+import socket
+import threading
+
+import pytest
+
+from lib import hsp
+from lib.cmd import run, wait_until
+from lib.netns import NetNSPair
+
+
+@pytest.fixture
+def pair(netns_pair, hsp_module):
+    return netns_pair
+
+
+def test_allocation_failures__drops_the_client_retries_through(pair):
+    """Every third request or child allocation fails: each failure is a drop
+    the client's retransmission recovers from, with nothing leaked."""
+    listener, port = hsp.listen(pair.server, pair.server_addr, 16)
+    drops_before = hsp.proc_listener(pair.server, port)["drops"]
+    hsp.set_param("fail_every", 3)
+    try:
+        for _ in range(6):
+            client = hsp.connect(pair.client, pair.server_addr, port, timeout=60)
+            child, _ = listener.accept()
+            child.close()
+            client.close()
+    finally:
+        hsp.set_param("fail_every", 0)
+    assert hsp.proc_listener(pair.server, port)["drops"] > drops_before
+    listener.close()
+
+
+def test_listener_closed_with_full_queues__children_reset_requests_gone(hsp_module):
+    baseline = hsp.refcount()
+    for _ in range(20):
+        with NetNSPair() as pair:
+            listener, port = hsp.listen(pair.server, pair.server_addr, 3)
+            # Two clients whose final ACKs never arrive: requests in the SYN queue.
+            run(["nft", "-f", "-"], ns=pair.client, input=f"""table inet qwhold {{
+                chain output {{ type filter hook output priority 0;
+                    ip protocol {hsp.IPPROTO_HSP} @th,0,16 30000-30001 @th,104,8 0x02 drop;
+                }}; }}""")
+            held = []
+            for sport in (30000, 30001):
+                client = hsp.hsp_socket(pair.client)
+                client.bind((pair.client_addr, sport))
+                client.setblocking(False)
+                client.connect_ex((pair.server_addr, port))
+                held.append(client)
+            wait_until(lambda: hsp.proc_requests(pair.server, port) == 2, what="2 requests")
+            # Two completed connections waiting in the accept queue.
+            done = [hsp.connect(pair.client, pair.server_addr, port) for _ in range(2)]
+            wait_until(lambda: hsp.proc_listener(pair.server, port)["accept_queue"] == 2,
+                       what="2 children")
+            listener.close()
+            for client in done:
+                wait_until(lambda: client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                           == errno.ECONNRESET, what="the child's reset")
+            for client in done + held:
+                client.close()
+    wait_until(lambda: hsp.refcount() == baseline, timeout=60,
+               what="every child and request freed")
+
+
+def test_shutdown_races_a_blocked_accept__einval_every_time(pair):
+    for _ in range(100):
+        listener, _ = hsp.listen(pair.server, pair.server_addr, 4)
+        result = {}
+
+        def accept():
+            try:
+                listener.accept()
+            except OSError as e:
+                result["errno"] = e.errno
+
+        thread = threading.Thread(target=accept)
+        thread.start()
+        # No wait for accept() to block: the race is the point.
+        listener.shutdown(socket.SHUT_RDWR)
+        thread.join(30)
+        assert not thread.is_alive() and result.get("errno") == errno.EINVAL
+        listener.close()
