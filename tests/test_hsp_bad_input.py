@@ -14,12 +14,15 @@ valid connection.
 
 import os
 import socket
+import struct
 
 import pytest
 
 from lib import hsp
 from lib.cmd import run, wait_until
-from lib.hsp_wire import ACK, FIN, RST, SYN, RawPeer, drop_unmarked_resets, segment
+from lib.hsp_wire import (ACK, FIN, RST, SYN, RawPeer, checksum, drop_unmarked_resets,
+                          segment)
+from lib.netns import socket_in
 
 SENTINEL_SPORT = 4242
 CLOSED_PORT = 9
@@ -187,3 +190,48 @@ def test_syn_to_the_broadcast_address__dropped(peer):
                    seq=PEER_ISN)
     assert peer.exchange(data, target="10.77.0.255") == []
     assert peer.requests() == 0
+
+
+def test_final_acks_racing_the_synack_timer__every_request_completes_once(peer):
+    """112 final ACKs sent the moment the request timer's SYN-ACK
+    retransmission arrives, i.e. while the timer handler may still run."""
+    requests = 16  # the listener's backlog: the SYN queue takes them all
+    for _ in range(7):
+        sports = [peer.new_sport() for _ in range(requests)]
+        # (Resets from the previous round's closed children may come too.)
+        syn_acks = {a["dport"]: a for a in peer.exchange(*[valid_syn(peer, s) for s in sports])
+                    if a["flags"] == SYN | ACK}
+        assert sorted(syn_acks) == sports
+        pending = set(sports)
+        while pending:
+            # Blocks until the next retransmission (about 1 s after the SYN).
+            [again] = peer.raw.replies_until(
+                lambda f: f["dport"] in pending and f["flags"] == SYN | ACK, timeout=30)[-1:]
+            pending.discard(again["dport"])
+            peer.raw.send(peer.pair.server_addr, peer.build(
+                again["dport"], seq=PEER_ISN + 1, ack_seq=again["seq"] + 1, flags=ACK))
+        wait_until(lambda: peer.requests() == 0, what="every request to complete")
+        assert hsp.proc_listener(peer.pair.server, peer.port)["accept_queue"] == requests
+        for _ in range(requests):
+            peer.listener.accept()[0].close()
+
+
+def test_icmp_errors_quoting_forged_headers__ignored(peer):
+    """Destination-unreachable messages quoting HSP headers of a request,
+    of the listener and of nobody change nothing."""
+    sport = peer.new_sport()
+    [syn_ack] = peer.exchange(valid_syn(peer, sport))
+    icmp = socket_in(peer.pair.client, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    for quoted_sport, quoted_dport in ((peer.port, sport), (peer.port, 1), (5, 6)):
+        inner_ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 16, 0, 0, 64, hsp.IPPROTO_HSP,
+                               0, socket.inet_aton(peer.pair.server_addr),
+                               socket.inet_aton(peer.pair.client_addr))
+        quoted = segment(peer.pair.server_addr, peer.pair.client_addr, quoted_sport,
+                         quoted_dport, seq=syn_ack["seq"])
+        body = struct.pack("!BBHI", 3, 3, 0, 0) + inner_ip + quoted[:8]
+        body = body[:2] + struct.pack("!H", checksum(body)) + body[4:]
+        icmp.sendto(body, (peer.pair.server_addr, 0))
+    icmp.close()
+    assert peer.exchange() == []
+    assert peer.requests() == 1
+    peer.still_accepts()
