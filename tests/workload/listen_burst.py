@@ -13,6 +13,8 @@ import socket
 import sys
 import time
 
+IPPROTO_HSP = 253
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -21,19 +23,22 @@ def main():
     parser.add_argument("--backlog", type=int, default=4)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--proto", choices=("tcp", "hsp"), default="tcp",
+                        help="hsp needs kmod/hsp.ko loaded")
     args = parser.parse_args()
+    protocol = IPPROTO_HSP if args.proto == "hsp" else socket.IPPROTO_TCP
 
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, protocol)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((args.addr, args.port))
     listener.listen(args.backlog)
     clients = []
     for _ in range(args.clients):
-        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM, protocol)
         client.setblocking(False)
         client.connect_ex((args.addr, args.port))
         clients.append(client)
-    print(f"listen_burst: {args.clients} clients against {args.addr}:{args.port} "
+    print(f"listen_burst: {args.clients} {args.proto} clients against {args.addr}:{args.port} "
           f"(backlog {args.backlog}), nobody accepts", file=sys.stderr)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     time.sleep(args.seconds)
