@@ -12,6 +12,7 @@ from lib.qwatch import QWATCH
     (["--proto", "udp"], "--proto"),
     (["--netns", "no-such-namespace"], "--netns"),
     (["--interval", "0"], "interval"),
+    (["--ring-buffer", "3"], "--ring-buffer"),
     (["--bogus"], "--bogus"),
     (["1", "2", "3"], "unexpected argument"),
 ])

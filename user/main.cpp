@@ -31,7 +31,7 @@ struct Options {
   bool once = false;
   double interval_s = 1.0;
   unsigned long count = 0;  // tables to print; 0: until interrupted
-  TracerFilter filter;
+  TracerSettings tracer;
   bool want_tcp = true;
   bool want_hsp = true;
   int ready_fd = -1;
@@ -45,6 +45,7 @@ class UsageError : public std::runtime_error {
 constexpr const char kUsage[] =
     "usage: qwatch [-h] [-v] [--json] [--once] [-i SECONDS] [-p PORT]\n"
     "              [--proto tcp|hsp|all] [--netns INODE|NAME] [--ready-fd FD]\n"
+    "              [--ring-buffer KIB]\n"
     "              [interval [count]]\n"
     "\n"
     "Show the SYN queue and accept queue of every TCP and HSP listener, live.\n"
@@ -56,6 +57,7 @@ constexpr const char kUsage[] =
     "      --proto P      tcp, hsp or all (default all)\n"
     "      --netns NS     only this network namespace (inode or ip-netns name)\n"
     "      --ready-fd FD  write one byte to FD once the probes are attached\n"
+    "      --ring-buffer KIB  size of the event ring buffer (power of two, default 1024)\n"
     "  -v, --verbose      show libbpf's messages\n"
     "  -h, --help         this text\n"
     "\n"
@@ -101,7 +103,7 @@ uint32_t parse_netns(const char *text)
 
 Options parse_options(int argc, char **argv)
 {
-  enum { OPT_JSON = 256, OPT_ONCE, OPT_PROTO, OPT_NETNS, OPT_READY_FD };
+  enum { OPT_JSON = 256, OPT_ONCE, OPT_PROTO, OPT_NETNS, OPT_READY_FD, OPT_RING_BUFFER };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
       {"verbose", no_argument, nullptr, 'v'},
@@ -112,6 +114,7 @@ Options parse_options(int argc, char **argv)
       {"proto", required_argument, nullptr, OPT_PROTO},
       {"netns", required_argument, nullptr, OPT_NETNS},
       {"ready-fd", required_argument, nullptr, OPT_READY_FD},
+      {"ring-buffer", required_argument, nullptr, OPT_RING_BUFFER},
       {nullptr, 0, nullptr, 0},
   };
   Options options;
@@ -129,7 +132,7 @@ Options parse_options(int argc, char **argv)
       options.interval_s = parse_interval(optarg);
       break;
     case 'p':
-      options.filter.lport = static_cast<uint16_t>(parse_unsigned(optarg, 65535, "--port"));
+      options.tracer.lport = static_cast<uint16_t>(parse_unsigned(optarg, 65535, "--port"));
       break;
     case OPT_JSON:
       options.json = true;
@@ -139,21 +142,29 @@ Options parse_options(int argc, char **argv)
       break;
     case OPT_PROTO:
       if (!std::strcmp(optarg, "tcp")) {
-        options.filter.protocol = IPPROTO_TCP;
+        options.tracer.protocol = IPPROTO_TCP;
         options.want_hsp = false;
       } else if (!std::strcmp(optarg, "hsp")) {
-        options.filter.protocol = QWATCH_IPPROTO_HSP;
+        options.tracer.protocol = QWATCH_IPPROTO_HSP;
         options.want_tcp = false;
       } else if (std::strcmp(optarg, "all")) {
         throw UsageError(std::string("--proto: '") + optarg + "' is not tcp, hsp or all");
       }
       break;
     case OPT_NETNS:
-      options.filter.netns = parse_netns(optarg);
+      options.tracer.netns = parse_netns(optarg);
       break;
     case OPT_READY_FD:
       options.ready_fd = static_cast<int>(parse_unsigned(optarg, INT32_MAX, "--ready-fd"));
       break;
+    case OPT_RING_BUFFER: {
+      unsigned long kib = parse_unsigned(optarg, 1 << 20, "--ring-buffer");
+      if (kib < 4 || (kib & (kib - 1)))
+        throw UsageError(std::string("--ring-buffer: '") + optarg +
+                         "' KiB is not a power of two of at least 4");
+      options.tracer.ring_buffer_bytes = static_cast<uint32_t>(kib * 1024);
+      break;
+    }
     case ':':
       throw UsageError(std::string("option ") + argv[optind - 1] + " needs a value");
     default:
@@ -222,7 +233,7 @@ int run(const Options &options)
       std::fflush(stdout);
     }
   };
-  Tracer tracer(options.filter, on_event);
+  Tracer tracer(options.tracer, on_event);
 
   // Attached before the snapshot, so no transition falls between the two.
   std::vector<qwatch_event> listeners;

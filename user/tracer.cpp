@@ -45,9 +45,9 @@ bool function_returns_bool(const btf *vmlinux, const char *name)
 // kernel is older; a kernel built without kprobes has neither.
 bool kernel_has_kprobes()
 {
-  for (const char *path : {"/sys/bus/event_source/devices/kprobe/type",
-                           "/sys/kernel/tracing/kprobe_events",
-                           "/sys/kernel/debug/tracing/kprobe_events"}) {
+  for (const char *path :
+       {"/sys/bus/event_source/devices/kprobe/type", "/sys/kernel/tracing/kprobe_events",
+        "/sys/kernel/debug/tracing/kprobe_events"}) {
     if (access(path, F_OK) == 0)
       return true;
   }
@@ -62,17 +62,20 @@ bool module_loaded(const char *module)
 
 }  // namespace
 
-Tracer::Tracer(const TracerFilter &filter, EventHandler on_event) : on_event_(std::move(on_event))
+Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
+    : on_event_(std::move(on_event))
 {
-  BtfPtr vmlinux{check_ptr(btf__load_vmlinux_btf(),
-                           "reading the kernel's BTF (needs CONFIG_DEBUG_INFO_BTF)")};
+  BtfPtr vmlinux{
+      check_ptr(btf__load_vmlinux_btf(), "reading the kernel's BTF (needs CONFIG_DEBUG_INFO_BTF)")};
   if (!kernel_has_kprobes())
     throw SetupError(EOPNOTSUPP, "this kernel has no kprobes (needs CONFIG_KPROBES)");
 
   skel_.reset(check_ptr(qwatch_bpf::open(), "opening the BPF object"));
-  skel_->rodata->filter_netns = filter.netns;
-  skel_->rodata->filter_lport = filter.lport;
-  skel_->rodata->filter_protocol = filter.protocol;
+  skel_->rodata->filter_netns = settings.netns;
+  skel_->rodata->filter_lport = settings.lport;
+  skel_->rodata->filter_protocol = settings.protocol;
+  check(bpf_map__set_max_entries(skel_->maps.events, settings.ring_buffer_bytes),
+        "sizing the ring buffer");
   skel_->rodata->hash_add_returns_bool =
       function_returns_bool(vmlinux.get(), "inet_csk_reqsk_queue_hash_add");
 
@@ -88,8 +91,10 @@ Tracer::Tracer(const TracerFilter &filter, EventHandler on_event) : on_event_(st
       {"tcp_rtx_synack", false, {progs->tcp_retransmit_synack}},
       {"inet_csk_accept", true, {progs->inet_csk_accept_entry, progs->inet_csk_accept_return}},
       {"hsp_listen", false, {progs->hsp_listen_entry, progs->hsp_listen_return}, "hsp"},
-      {"hsp_conn_request", false,
-       {progs->hsp_conn_request_entry, progs->hsp_conn_request_return}, "hsp"},
+      {"hsp_conn_request",
+       false,
+       {progs->hsp_conn_request_entry, progs->hsp_conn_request_return},
+       "hsp"},
       {"hsp_check_req", false, {progs->hsp_check_req_entry, progs->hsp_check_req_return}, "hsp"},
       {"hsp_rtx_synack", false, {progs->hsp_rtx_synack_entry}, "hsp"},
   };

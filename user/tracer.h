@@ -14,10 +14,11 @@
 
 namespace qwatch {
 
-struct TracerFilter {
-  uint32_t netns = 0;    // 0: every network namespace
-  uint16_t lport = 0;    // 0: every port
-  uint8_t protocol = 0;  // 0: TCP and HSP
+struct TracerSettings {
+  uint32_t netns = 0;                    // 0: every network namespace
+  uint16_t lport = 0;                    // 0: every port
+  uint8_t protocol = 0;                  // 0: TCP and HSP
+  uint32_t ring_buffer_bytes = 1 << 20;  // a power of two, at least a page
 };
 
 class Tracer {
@@ -25,7 +26,7 @@ class Tracer {
   using EventHandler = std::function<void(const qwatch_event &)>;
 
   // Throws SetupError when the programs cannot be loaded or attached.
-  Tracer(const TracerFilter &filter, EventHandler on_event);
+  Tracer(const TracerSettings &settings, EventHandler on_event);
 
   // Waits up to timeout_ms for events and delivers them; returns the number
   // of events handled or a negative errno (-EINTR when a signal came).
