@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: GPL-2.0
 """HSP's module life: what pins it, clean unloads, namespaces going away."""
 
+import socket
+
 import pytest
 
 from lib import hsp
 from lib.cmd import run, wait_until
-from lib.netns import NetNSPair
+from lib.netns import NetNSPair, socket_in
+from lib.qwatch import QwatchStream
 
 
 @pytest.fixture
@@ -65,3 +68,30 @@ def test_qwatch_without_the_module__watches_tcp_and_says_hsp_is_not(reloadable):
     hsp.unload()
     proc = run(["build/qwatch", "--once"])
     assert "watching tcp, hsp (module not loaded: listeners only)" in proc.stdout
+
+
+def test_qwatch_follows_rmmod_and_insmod__tcp_throughout_hsp_again(reloadable):
+    with NetNSPair() as pair, QwatchStream("--netns", str(pair.server.inode)) as qwatch:
+        def listen_event_for(proto):
+            if proto == "hsp":
+                listener, port = hsp.listen(pair.server, pair.server_addr)
+            else:
+                listener = socket_in(pair.server, socket.AF_INET, socket.SOCK_STREAM)
+                listener.bind((pair.server_addr, 0))
+                listener.listen(4)
+                port = listener.getsockname()[1]
+            qwatch.wait_for(lambda q: q.latest(event="listen", lport=port, proto=proto),
+                            what=f"a {proto} listen event")
+            listener.close()
+
+        listen_event_for("hsp")
+        hsp.unload()
+        gone = qwatch.wait_for(lambda q: q.latest(event="hsp_module"), what="hsp_module event")
+        assert (gone["loaded"], gone["watched"]) == (False, False)
+        listen_event_for("tcp")
+
+        hsp.load()
+        back = qwatch.wait_for(lambda q: q.latest(event="hsp_module", loaded=True),
+                               what="hsp_module loaded again")
+        assert back["watched"] is True
+        listen_event_for("hsp")

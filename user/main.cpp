@@ -200,7 +200,10 @@ uint64_t monotonic_ns()
 
 std::string watched_protocols(const Options &options, const Tracer &tracer)
 {
-  std::string hsp = tracer.watching_hsp() ? "hsp" : "hsp (module not loaded: listeners only)";
+  std::string hsp = "hsp";
+  if (!tracer.watching_hsp())
+    hsp += tracer.hsp_loaded() ? " (loaded after qwatch started: listeners only)"
+                               : " (module not loaded: listeners only)";
   if (!options.want_hsp)
     return "tcp";
   return options.want_tcp ? "tcp, " + hsp : hsp;
@@ -271,6 +274,11 @@ int run(const Options &options)
       return 1;
     }
     uint64_t lost = tracer.lost_events();
+    if (tracer.follow_hsp_module() && options.json) {
+      std::puts(
+          hsp_module_json(monotonic_ns(), tracer.hsp_loaded(), tracer.watching_hsp()).c_str());
+      std::fflush(stdout);
+    }
     if (options.json) {
       if (lost != lost_reported) {
         std::puts(lost_events_json(monotonic_ns(), lost).c_str());

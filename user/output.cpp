@@ -37,6 +37,10 @@ class JsonObject {
     return raw(key, quoted + "\"");
   }
   JsonObject &null(std::string_view key) { return raw(key, "null"); }
+  JsonObject &boolean(std::string_view key, bool value)
+  {
+    return raw(key, value ? "true" : "false");
+  }
   std::string str() const { return body_ + "}"; }
 
  private:
@@ -153,6 +157,16 @@ std::string lost_events_json(uint64_t ts_ns, uint64_t total)
       .number("ts_ns", ts_ns)
       .string("event", "lost_events")
       .number("total", total)
+      .str();
+}
+
+std::string hsp_module_json(uint64_t ts_ns, bool loaded, bool watched)
+{
+  return JsonObject()
+      .number("ts_ns", ts_ns)
+      .string("event", "hsp_module")
+      .boolean("loaded", loaded)
+      .boolean("watched", watched)
       .str();
 }
 

@@ -20,6 +20,7 @@ std::string address_string(uint16_t family, const uint8_t *address);
 std::string event_json(const qwatch_event &event, uint32_t listener_id);
 std::string listener_json(const ListenerState &listener);
 std::string lost_events_json(uint64_t ts_ns, uint64_t total);
+std::string hsp_module_json(uint64_t ts_ns, bool loaded, bool watched);
 
 struct TableFooter {
   uint64_t lost_events;

@@ -60,6 +60,19 @@ bool module_loaded(const char *module)
   return access(path.c_str(), F_OK) == 0;
 }
 
+// The skeleton's link slot of each of its programs.
+bpf_link **link_of(qwatch_bpf *skel, const bpf_program *prog)
+{
+  auto **links = reinterpret_cast<bpf_link **>(&skel->links);
+  auto **progs = reinterpret_cast<bpf_program **>(&skel->progs);
+  size_t count = sizeof(skel->progs) / sizeof(bpf_program *);
+  for (size_t i = 0; i < count; i++) {
+    if (progs[i] == prog)
+      return &links[i];
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
@@ -98,8 +111,10 @@ Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
       {"hsp_check_req", false, {progs->hsp_check_req_entry, progs->hsp_check_req_return}, "hsp"},
       {"hsp_rtx_synack", false, {progs->hsp_rtx_synack_entry}, "hsp"},
   };
-  watching_hsp_ = module_loaded("hsp");
+  watching_hsp_ = hsp_loaded_ = module_loaded("hsp");
   for (const auto &function : functions) {
+    if (function.module && watching_hsp_)
+      hsp_programs_.insert(hsp_programs_.end(), function.programs.begin(), function.programs.end());
     bool present = function.module ? module_loaded(function.module)
                                    : kernel_has_function(vmlinux.get(), function.name);
     if (present)
@@ -115,6 +130,27 @@ Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
   ring_buffer_.reset(check_ptr(
       ring_buffer__new(bpf_map__fd(skel_->maps.events), &Tracer::handle_event, this, nullptr),
       "creating the ring buffer"));
+}
+
+bool Tracer::follow_hsp_module()
+{
+  bool loaded = module_loaded("hsp");
+  if (loaded == hsp_loaded_)
+    return false;
+  hsp_loaded_ = loaded;
+  watching_hsp_ = false;
+  if (!loaded || hsp_programs_.empty())
+    return true;
+  // Probes on the old module's text went with it: attach to the new one.
+  bool attached = true;
+  for (bpf_program *prog : hsp_programs_) {
+    bpf_link **link = link_of(skel_.get(), prog);
+    bpf_link__destroy(*link);
+    *link = bpf_program__attach(prog);
+    attached = attached && *link;
+  }
+  watching_hsp_ = attached;
+  return true;
 }
 
 int Tracer::handle_event(void *ctx, void *data, size_t size) noexcept

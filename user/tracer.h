@@ -43,12 +43,19 @@ class Tracer {
   // tracer attached. Without them HSP listeners still show, with their
   // queue transitions, but not its drop reasons, listen() or retransmits.
   bool watching_hsp() const { return watching_hsp_; }
+  bool hsp_loaded() const { return hsp_loaded_; }
+
+  // Follows the hsp module being unloaded and loaded again, re-attaching
+  // HSP's probes where they were loaded at start; true when it changed.
+  bool follow_hsp_module();
 
  private:
   static int handle_event(void *ctx, void *data, size_t size) noexcept;
 
   EventHandler on_event_;
   bool watching_hsp_ = false;
+  bool hsp_loaded_ = false;
+  std::vector<bpf_program *> hsp_programs_;  // loaded because hsp was at start
   SkeletonPtr<qwatch_bpf> skel_;
   RingBufferPtr ring_buffer_;  // after skel_: freed before the maps it reads
 };
