@@ -3,13 +3,12 @@
 
 import errno
 import socket
-import threading
 
 import pytest
 
 from lib import hsp
 from lib.cmd import run, wait_until
-from lib.netns import NetNSPair
+from lib.netns import AcceptThread, NetNSPair
 
 
 @pytest.fixture
@@ -70,18 +69,9 @@ def test_listener_closed_with_full_queues__children_reset_requests_gone(hsp_modu
 def test_shutdown_races_a_blocked_accept__einval_every_time(pair):
     for _ in range(100):
         listener, _ = hsp.listen(pair.server, pair.server_addr, 4)
-        result = {}
-
-        def accept():
-            try:
-                listener.accept()
-            except OSError as e:
-                result["errno"] = e.errno
-
-        thread = threading.Thread(target=accept)
-        thread.start()
+        thread = AcceptThread(listener)
         # No wait for accept() to block: the race is the point.
         listener.shutdown(socket.SHUT_RDWR)
         thread.join(30)
-        assert not thread.is_alive() and result.get("errno") == errno.EINVAL
+        assert not thread.is_alive() and thread.errno == errno.EINVAL
         listener.close()

@@ -4,12 +4,12 @@
 import errno
 import select
 import socket
-import threading
 
 import pytest
 
 from lib.cmd import run, wait_until
 from lib import hsp
+from lib.netns import AcceptThread
 
 
 @pytest.fixture
@@ -137,22 +137,13 @@ def test_close__resets_the_peer(connection):
     child.close()
     wait_until(lambda: client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET,
                what="the reset to arrive")
+
+
 def test_shutdown_of_the_listener__wakes_a_blocked_accept_with_einval(pair):
     listener, _ = hsp_listener(pair)
-    result = {}
-
-    def accept():
-        try:
-            listener.accept()
-        except OSError as e:
-            result["errno"] = e.errno
-
-    thread = threading.Thread(target=accept)
-    thread.start()
-    wait_until(lambda: "accept" in open(f"/proc/{thread.native_id}/wchan").read()
-               or "wait" in open(f"/proc/{thread.native_id}/wchan").read(),
-               what="accept() to block")
+    thread = AcceptThread(listener)
+    wait_until(thread.blocked, what="accept() to block")
     listener.shutdown(socket.SHUT_RDWR)
     thread.join(30)
-    assert result.get("errno") == errno.EINVAL
+    assert thread.errno == errno.EINVAL
     listener.close()

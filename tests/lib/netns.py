@@ -5,6 +5,7 @@ import ctypes
 import os
 import secrets
 import socket
+import threading
 
 from .cmd import run, wait_until
 
@@ -99,3 +100,25 @@ def socket_in(ns, *args, **kwargs):
             return socket.socket(*args, **kwargs)
         finally:
             _setns(home.fileno())
+
+
+class AcceptThread(threading.Thread):
+    """accept() on @listener in a thread of its own; .errno is what it failed with."""
+
+    def __init__(self, listener):
+        super().__init__(daemon=True)
+        self.listener = listener
+        self.errno = None
+        self.start()
+
+    def run(self):
+        try:
+            self.listener.accept()[0].close()
+        except OSError as e:
+            self.errno = e.errno
+
+    def blocked(self):
+        """Whether the thread sleeps in accept(), waiting for a connection."""
+        with open(f"/proc/{self.native_id}/wchan") as f:
+            where = f.read()
+        return "accept" in where or "wait_for_connect" in where
