@@ -283,7 +283,11 @@ static __always_inline void classify_drop(const struct pending_call *call, enum 
 
 	if ((__u32)BPF_CORE_READ(sk, sk_drops.counter) == call->drops)
 		return;
-	if (call->accept_full)
+	/*
+	 * Full at entry, or filled meanwhile by a handshake completing on
+	 * another CPU: either way the kernel counted a ListenOverflow.
+	 */
+	if (call->accept_full || accept_queue_full(sk))
 		emit(QWATCH_OVERFLOW, call->listener, NULL, stage);
 	else
 		emit(other_drop, call->listener, NULL, stage);
