@@ -33,9 +33,6 @@ uint32_t ListenerTable::apply_event(qwatch_event &event)
   }
   ListenerState &state = upsert(event);
   switch (event.type) {
-  case QWATCH_ACK_COMPLETE:
-    state.handshakes++;
-    break;
   case QWATCH_ACCEPT:
     state.accepts++;
     break;

@@ -16,7 +16,6 @@ struct ListenerState {
   qwatch_event latest;          // the kernel's values at the last event or snapshot
   uint32_t peak_syn_queue = 0;  // highest value seen since the reader started
   uint32_t peak_accept_queue = 0;
-  uint64_t handshakes = 0;  // ack_complete events
   uint64_t accepts = 0;
   uint64_t synack_retransmits = 0;
 };
