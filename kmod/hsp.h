@@ -51,6 +51,8 @@ struct hsp_sock {
  * @hsp_ireq: the generic request sock hashed in HSP's ehash
  * @snt_isn: initial sequence number of our SYN-ACK
  * @rcv_isn: initial sequence number of the peer's SYN
+ * @last_dup_syn_answer: jiffies when a duplicate SYN was last answered;
+ *	rate-limits those answers as TCP's last_oow_ack_time does
  *
  * Copied with memcpy() when the kernel migrates a request between
  * SO_REUSEPORT listeners, so it holds no pointers.
@@ -59,6 +61,7 @@ struct hsp_request_sock {
 	struct inet_request_sock hsp_ireq;
 	u32 snt_isn;
 	u32 rcv_isn;
+	u32 last_dup_syn_answer;
 };
 
 static inline struct hsp_sock *hsp_sk(const struct sock *sk)
@@ -93,6 +96,8 @@ enum hsp_mib {
 	HSP_MIB_RSTS_RECEIVED,
 	HSP_MIB_CSUM_ERRORS,
 	HSP_MIB_HEADER_ERRORS,
+	HSP_MIB_DUP_SYNS_RATE_LIMITED,
+	HSP_MIB_RSTS_RATE_LIMITED,
 	HSP_MIB_MAX
 };
 
@@ -101,10 +106,16 @@ enum hsp_mib {
  * @ctl_sk: raw IPv4 kernel socket that sends resets for no HSP socket; it
  *	belongs to the built-in raw protocol, so it never pins this module
  * @mib: the counters of /proc/net/hsp_stat
+ * @reset_lock: protects the reset budget below
+ * @reset_window_start: jiffies when the current one-second window began
+ * @resets_in_window: resets sent to invalid input in that window
  */
 struct hsp_net {
 	struct sock *ctl_sk;
 	atomic_long_t mib[HSP_MIB_MAX];
+	spinlock_t reset_lock;
+	unsigned long reset_window_start;
+	unsigned int resets_in_window;
 };
 
 extern unsigned int hsp_net_id;
@@ -112,6 +123,7 @@ extern int hsp_protocol;
 extern int hsp_synack_retries;
 extern int hsp_syn_retries;
 extern int hsp_fail_every;
+extern int hsp_reset_rate;
 extern struct inet_hashinfo hsp_hashinfo;
 extern struct inet_timewait_death_row hsp_death_row;
 extern struct proto hsp_prot;

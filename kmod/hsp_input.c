@@ -92,6 +92,7 @@ int hsp_conn_request(struct sock *sk, struct sk_buff *skb)
 	ireq->ir_iif = inet_request_bound_dev_if(sk, skb);
 	hreq->rcv_isn = ntohl(hh->seq);
 	hreq->snt_isn = get_random_u32();
+	hreq->last_dup_syn_answer = 0;
 
 	if (security_inet_conn_request(sk, skb, req))
 		goto free_request;
@@ -184,6 +185,29 @@ put_and_exit:
 	goto exit;
 }
 
+/*
+ * As TCP's tcp_oow_rate_limited(): a request answers duplicate SYNs at most
+ * once per net.ipv4.tcp_invalid_ratelimit, so a peer replaying one SYN
+ * cannot make it send a SYN-ACK per copy.
+ */
+static bool hsp_dup_syn_rate_limited(const struct net *net,
+				     struct hsp_request_sock *hreq)
+{
+	u32 now = (u32)jiffies;
+
+	if (hreq->last_dup_syn_answer) {
+		s32 elapsed = (s32)(now - hreq->last_dup_syn_answer);
+
+		if (elapsed >= 0 &&
+		    elapsed < READ_ONCE(net->ipv4.sysctl_tcp_invalid_ratelimit)) {
+			hsp_inc_stats(net, HSP_MIB_DUP_SYNS_RATE_LIMITED);
+			return true;
+		}
+	}
+	hreq->last_dup_syn_answer = now;
+	return false;
+}
+
 /**
  * hsp_check_req() - a segment for a request sock in the SYN queue
  * @sk: the listener
@@ -199,7 +223,7 @@ put_and_exit:
 struct sock *hsp_check_req(struct sock *sk, struct sk_buff *skb,
 			   struct request_sock *req)
 {
-	const struct hsp_request_sock *hreq = hsp_rsk(req);
+	struct hsp_request_sock *hreq = hsp_rsk(req);
 	const struct hsphdr *hh = hsp_hdr(skb);
 	struct net *net = sock_net(sk);
 	struct sock *child;
@@ -214,7 +238,8 @@ struct sock *hsp_check_req(struct sock *sk, struct sk_buff *skb,
 	}
 	if (hh->flags & HSP_FLAG_SYN) {
 		/* The peer lost our SYN-ACK: send it again. */
-		if (hh->flags == HSP_FLAG_SYN && ntohl(hh->seq) == hreq->rcv_isn)
+		if (hh->flags == HSP_FLAG_SYN && ntohl(hh->seq) == hreq->rcv_isn &&
+		    !hsp_dup_syn_rate_limited(net, hreq))
 			inet_rtx_syn_ack(sk, req);
 		return NULL;
 	}

@@ -35,6 +35,11 @@ module_param_named(fail_every, hsp_fail_every, int, 0644);
 MODULE_PARM_DESC(fail_every,
 		 "Fault injection for tests: fail every Nth request-sock or child allocation (0: never)");
 
+int hsp_reset_rate = 1000;
+module_param_named(reset_rate, hsp_reset_rate, int, 0644);
+MODULE_PARM_DESC(reset_rate,
+		 "Resets per second and namespace sent in answer to segments no socket takes, the rest dropped and counted (0: no limit)");
+
 static atomic_t hsp_allocations = ATOMIC_INIT(0);
 
 /**
@@ -176,6 +181,7 @@ static int __net_init hsp_net_init(struct net *net)
 	struct hsp_net *hn = hsp_pernet(net);
 	int err;
 
+	spin_lock_init(&hn->reset_lock);
 	err = inet_ctl_sock_create(&hn->ctl_sk, PF_INET, SOCK_RAW, hsp_protocol, net);
 	if (err)
 		return err;

@@ -90,13 +90,42 @@ int hsp_v4_send_synack(const struct sock *sk, struct request_sock *req)
 	return net_xmit_eval(err);
 }
 
+/*
+ * Resets answer whatever a peer sends to a port or request that does not
+ * take it, so a spoofed stream of such segments would make us send as many
+ * packets at a third party. TCP on 6.1 does not limit these; HSP keeps a
+ * per-namespace budget of reset_rate resets per one-second window.
+ */
+static bool hsp_reset_allowed(struct net *net)
+{
+	struct hsp_net *hn = hsp_pernet(net);
+	int rate = READ_ONCE(hsp_reset_rate);
+	bool allowed = true;
+
+	if (rate <= 0)
+		return true;
+	spin_lock_bh(&hn->reset_lock);
+	if (time_after_eq(jiffies, hn->reset_window_start + HZ)) {
+		hn->reset_window_start = jiffies;
+		hn->resets_in_window = 0;
+	}
+	if (hn->resets_in_window < rate)
+		hn->resets_in_window++;
+	else
+		allowed = false;
+	spin_unlock_bh(&hn->reset_lock);
+	if (!allowed)
+		hsp_inc_stats(net, HSP_MIB_RSTS_RATE_LIMITED);
+	return allowed;
+}
+
 /**
  * hsp_v4_send_reset() - answer a segment that no HSP socket takes with RST
  * @net: the namespace the segment arrived in
  * @skb: the offending segment, its header already validated
  *
  * Never answers a RST, nor anything not addressed to a local unicast
- * address. As TCP: a segment with ACK gets RST with seq = its ack_seq,
+ * address, nor more than reset_rate segments a second. As TCP: a segment with ACK gets RST with seq = its ack_seq,
  * other segments RST|ACK acknowledging them.
  */
 void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb)
@@ -113,6 +142,8 @@ void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb)
 	if (hh->flags & HSP_FLAG_RST)
 		return;
 	if (!skb_rtable(skb) || skb_rtable(skb)->rt_type != RTN_LOCAL)
+		return;
+	if (!hsp_reset_allowed(net))
 		return;
 
 	if (hh->flags & HSP_FLAG_ACK) {

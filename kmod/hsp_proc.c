@@ -26,6 +26,8 @@ static const char *const hsp_mib_names[HSP_MIB_MAX] = {
 	[HSP_MIB_RSTS_RECEIVED]		= "RstsReceived",
 	[HSP_MIB_CSUM_ERRORS]		= "CsumErrors",
 	[HSP_MIB_HEADER_ERRORS]		= "HeaderErrors",
+	[HSP_MIB_DUP_SYNS_RATE_LIMITED]	= "DupSynsRateLimited",
+	[HSP_MIB_RSTS_RATE_LIMITED]	= "RstsRateLimited",
 };
 
 static int hsp_stat_show(struct seq_file *seq, void *v)

@@ -12,16 +12,19 @@ left behind unless the case makes one, and the listener must still accept a
 valid connection.
 """
 
+import math
 import os
 import socket
 import struct
+import time
 
 import pytest
 
 from lib import hsp
 from lib.cmd import run, wait_until
 from lib.hsp_wire import (ACK, FIN, RST, SYN, RawPeer, checksum, drop_unmarked_resets,
-                          segment)
+                          raw_sender, segment, tcp_syn)
+from lib.kernel import nstat, ss_syn_recv
 from lib.netns import socket_in
 
 SENTINEL_SPORT = 4242
@@ -144,6 +147,67 @@ def test_identical_syns__one_request_and_the_same_syn_ack_again(peer):
     assert peer.requests() == 1
 
 
+def test_duplicate_syns__answered_once_per_invalid_ratelimit_as_tcp_does(peer):
+    """A request answers copies of its SYN at most once per
+    net.ipv4.tcp_invalid_ratelimit (here a minute, so timing cannot matter)
+    and counts the copies it left unanswered; TCP on the same kernel is the
+    reference for how many that is."""
+    server, client = peer.pair.server, peer.pair.client
+    run(["sysctl", "-qw", "net.ipv4.tcp_invalid_ratelimit=60000"], ns=server)
+    copies = 5
+
+    tcp_listener = socket_in(server, socket.AF_INET, socket.SOCK_STREAM)
+    tcp_listener.bind((peer.pair.server_addr, 0))
+    tcp_listener.listen(16)
+    tcp_port = tcp_listener.getsockname()[1]
+    sender = raw_sender(client, socket.IPPROTO_TCP, RAW_MARK)
+    in_segs, skipped = nstat(server, "TcpInSegs"), nstat(server, "TcpExtTCPACKSkippedSynRecv")
+    syn = tcp_syn(peer.pair.client_addr, peer.pair.server_addr, 30001, tcp_port, PEER_ISN)
+    for _ in range(copies):
+        sender.sendto(syn, (peer.pair.server_addr, 0))
+    wait_until(lambda: nstat(server, "TcpInSegs") - in_segs >= copies, what="TCP to take the SYNs")
+    tcp_skipped = nstat(server, "TcpExtTCPACKSkippedSynRecv") - skipped
+    assert ss_syn_recv(server, tcp_port) == 1
+    sender.close()
+    tcp_listener.close()
+
+    before = peer.stat("DupSynsRateLimited")
+    sport = peer.new_sport()
+    answers = peer.exchange(*[valid_syn(peer, sport)] * copies)
+    hsp_skipped = peer.stat("DupSynsRateLimited") - before
+    assert tcp_skipped > 0
+    assert hsp_skipped == tcp_skipped
+    assert len(answers) == copies - hsp_skipped
+    assert {a["flags"] for a in answers} == {SYN | ACK}
+    assert peer.requests() == 1
+
+
+def test_resets__at_most_reset_rate_a_second_the_rest_counted(peer):
+    """ACKs for nobody are answered with at most reset_rate resets per
+    one-second window; every segment is either answered or counted."""
+    rate, segments = 10, 100
+    default = hsp.get_param("reset_rate")
+    hsp.set_param("reset_rate", rate)
+    try:
+        sent0, limited0 = peer.stat("RstsSent"), peer.stat("RstsRateLimited")
+        start = time.monotonic()
+        for i in range(segments):
+            peer.raw.send(peer.pair.server_addr,
+                          peer.build(peer.new_sport(), dport=CLOSED_PORT, flags=ACK, ack_seq=i))
+        wait_until(lambda: peer.stat("RstsSent") - sent0 + peer.stat("RstsRateLimited") - limited0
+                   == segments, what="every segment answered or counted as limited")
+        windows = math.ceil(time.monotonic() - start) + 1
+        sent, limited = peer.stat("RstsSent") - sent0, peer.stat("RstsRateLimited") - limited0
+        received = []
+        peer.raw.replies_until(lambda f: received.append(f) or len(received) == sent)
+        assert {f["flags"] for f in received} == {RST}
+        assert limited > 0
+        assert sent <= rate * windows
+    finally:
+        hsp.set_param("reset_rate", default)
+    peer.still_accepts()
+
+
 def test_wrong_ack_number_for_a_request__rst_and_the_request_stays(peer):
     sport = peer.new_sport()
     [syn_ack] = peer.exchange(valid_syn(peer, sport))
@@ -190,6 +254,27 @@ def test_syn_to_the_broadcast_address__dropped(peer):
                    seq=PEER_ISN)
     assert peer.exchange(data, target="10.77.0.255") == []
     assert peer.requests() == 0
+
+
+def test_syn_to_a_multicast_group_the_server_joined__dropped(peer):
+    """The server's namespace joined the group, so its IP layer hands the
+    SYN to HSP (IpExtInMcastPkts moves); HSP drops it unanswered."""
+    group = "239.7.7.7"
+    member = socket_in(peer.pair.server, socket.AF_INET, socket.SOCK_DGRAM)
+    member.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                      socket.inet_aton(group) + socket.inet_aton(peer.pair.server_addr))
+    peer.raw.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                             socket.inet_aton(peer.pair.client_addr))
+    multicast_in = nstat(peer.pair.server, "IpExtInMcastPkts")
+    in_segs = peer.stat("InSegs")
+    data = segment(peer.pair.client_addr, group, peer.new_sport(), peer.port, seq=PEER_ISN)
+    assert peer.exchange(data, target=group) == []
+    assert nstat(peer.pair.server, "IpExtInMcastPkts") > multicast_in
+    # Only the sentinel counts: TCP does not count non-unicast segments either.
+    assert peer.stat("InSegs") == in_segs + 1
+    assert peer.requests() == 0
+    member.close()
+    peer.still_accepts()
 
 
 def test_final_acks_racing_the_synack_timer__every_request_completes_once(peer):

@@ -8,7 +8,8 @@ from .cmd import run, wait_until
 from .netns import socket_in
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MODULE = os.path.join(REPO, "kmod", "hsp.ko")
+# make test-debug builds the module against its own kernel elsewhere.
+MODULE = os.environ.get("HSP_MODULE", os.path.join(REPO, "kmod", "hsp.ko"))
 IPPROTO_HSP = 253
 PARAMS = "/sys/module/hsp/parameters"
 
@@ -31,6 +32,11 @@ def unload():
 
 def refcount():
     with open("/sys/module/hsp/refcnt") as f:
+        return int(f.read())
+
+
+def get_param(name):
+    with open(os.path.join(PARAMS, name)) as f:
         return int(f.read())
 
 

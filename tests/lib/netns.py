@@ -55,10 +55,11 @@ class NetNSPair:
             raise
         try:
             veth = f"qw{secrets.token_hex(3)}"
-            run(["ip", "link", "add", veth + "s", "netns", self.server.name,
-                 "type", "veth", "peer", "name", veth + "c", "netns", self.client.name])
-            for ns, dev, addr in ((self.server, veth + "s", self.server_addr),
-                                  (self.client, veth + "c", self.client_addr)):
+            self.server_dev, self.client_dev = veth + "s", veth + "c"
+            run(["ip", "link", "add", self.server_dev, "netns", self.server.name,
+                 "type", "veth", "peer", "name", self.client_dev, "netns", self.client.name])
+            for ns, dev, addr in ((self.server, self.server_dev, self.server_addr),
+                                  (self.client, self.client_dev, self.client_addr)):
                 run(["ip", "addr", "add", f"{addr}/24", "dev", dev], ns=ns)
                 run(["ip", "link", "set", dev, "up"], ns=ns)
         except Exception:
