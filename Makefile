@@ -23,7 +23,8 @@ LIBBPF_LIBS = $(shell pkg-config --libs libbpf)
 # Debian packages the build, the VM and the tests need (`make deps`).
 DEPS := build-essential clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
 	pkg-config linux-image-amd64 linux-headers-amd64 qemu-system-x86 \
-	busybox-static kmod cpio xz-utils python3 python3-pytest iproute2 \
+	busybox-static kmod cpio xz-utils python3 python3-pytest python3-jsonschema \
+	prometheus python3-docutils groff-base iproute2 \
 	nftables util-linux procps
 
 ifeq ($(V),1)
@@ -39,7 +40,7 @@ USER_SRCS := $(wildcard user/*.cpp)
 USER_OBJS := $(patsubst user/%.cpp,$(OUTPUT)/user/%.o,$(USER_SRCS))
 KMOD_SRCS := $(wildcard kmod/*.c)
 
-.PHONY: all deps kmod bpf user test test-host test-vm vm-shell clean
+.PHONY: all deps deps-debug kmod bpf user test test-host test-vm test-debug demo vm-shell clean
 all: kmod bpf user
 
 deps:
@@ -101,8 +102,48 @@ test: all test-host test-vm
 test-host:
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/host
 
+# Debian zeroes every allocation (init_on_alloc=1), which would hide a field
+# HSP forgets to set: the suite runs with that off and with SLUB poisoning,
+# red zones and consistency checks on HSP's caches and on the kmalloc cache
+# its segments come from (tests/test_hsp_disclosure.py relies on it).
+VM_APPEND ?= init_on_alloc=0 slub_debug=FZPU,hsp,request_sock_hsp;P,kmalloc-512
+
 test-vm: all
-	tests/vm/run --kernel $(KVER) -v -- $(PYTHON) -m pytest -p no:cacheprovider -v tests/
+	tests/vm/run --kernel $(KVER) --append '$(VM_APPEND)' -v -- \
+		$(PYTHON) -m pytest -p no:cacheprovider -v tests/
+
+# make test-debug: the HSP suites on a kernel with KASAN, lockdep, kmemleak
+# and DEBUG_NET built from Debian's linux-source-6.1 (about 35 minutes on
+# two cores the first time, cached in build/debug-kernel/), hsp.ko built
+# against it. Not part of `make test`.
+DEBUG_DEPS := linux-source-6.1 flex bison dwarves bc libssl-dev libelf-dev rsync
+DEBUG_KERNEL := build/debug-kernel
+DEBUG_SUITES := tests/test_hsp_bad_input.py tests/test_hsp_disclosure.py \
+	tests/test_hsp_faults.py tests/test_hsp_module.py tests/test_hsp_socket_api.py \
+	tests/test_differential.py tests/test_floods_and_limits.py
+DEBUG_TIMEOUT_SCALE ?= 20
+DEBUG_ITERATION_SCALE ?= 0.1
+
+deps-debug: deps
+	@$(MAKE) --no-print-directory deps DEPS="$(DEBUG_DEPS)"
+
+test-debug: deps-debug bpf user
+	tests/vm/build-debug-kernel $(DEBUG_KERNEL)
+	rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='*.mod*' \
+		--exclude='.*.cmd' --exclude=Module.symvers --exclude=modules.order \
+		kmod/ $(DEBUG_KERNEL)/kmod/
+	$(MAKE) -C $(DEBUG_KERNEL)/obj M=$(CURDIR)/$(DEBUG_KERNEL)/kmod W=1 modules
+	tests/vm/run --vmlinux $(DEBUG_KERNEL)/vmlinux --memory 3072 --timeout 14400 \
+		--append '$(VM_APPEND)' -v -- env HSP_MODULE=$(CURDIR)/$(DEBUG_KERNEL)/kmod/hsp.ko \
+		QW_TIMEOUT_SCALE=$(DEBUG_TIMEOUT_SCALE) QW_ITERATION_SCALE=$(DEBUG_ITERATION_SCALE) \
+		tests/vm/debug-suite $(DEBUG_SUITES)
+
+# The README's main job: qwatch's live view of slow TCP and HSP servers under
+# bursts of clients in the test VM, for DEMO_SECONDS or until Ctrl-C.
+DEMO_SECONDS ?= 30
+
+demo: all
+	tests/vm/run --kernel $(KVER) -- tests/demo/run $(DEMO_SECONDS)
 
 vm-shell: all
 	tests/vm/run --kernel $(KVER) --interactive

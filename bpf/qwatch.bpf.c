@@ -37,6 +37,25 @@ struct {
 	__type(value, __u64);
 } lost_events SEC(".maps");
 
+/*
+ * When each request entered the SYN queue and each child the accept queue,
+ * for the handshake and accept-wait latencies. LRU: entries of requests
+ * and children that leave unseen (listener closed) age out.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} request_queued SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64);
+	__type(value, __u64);
+} child_queued SEC(".maps");
+
 /* The probes whose entry hands state to their return probe. */
 enum pending_hook {
 	HOOK_LISTEN,
@@ -153,32 +172,68 @@ static __always_inline void read_queues(struct qwatch_event *e, const struct soc
 	read_local(e, sk);
 }
 
-static __always_inline void emit(enum qwatch_event_type type, const struct sock *sk,
-				 const void *peer, enum qwatch_stage stage)
+/*
+ * Queues one event; returns false when the listener is not watched (so
+ * nothing about it needs remembering), true otherwise, even if the event
+ * was lost to a full ring buffer.
+ */
+static __always_inline bool emit_timed(enum qwatch_event_type type, const struct sock *sk,
+				       const void *peer, enum qwatch_stage stage, __u64 latency_ns)
 {
 	struct qwatch_event *e;
 	__u32 zero = 0;
 	__u64 *lost;
 
 	if (!sk || !listener_selected(sk, type))
-		return;
+		return false;
 	/* Requests of a closed listener expire later: it is gone already. */
 	if (type != QWATCH_CLOSE && BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN)
-		return;
+		return false;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		lost = bpf_map_lookup_elem(&lost_events, &zero);
 		if (lost)
 			(*lost)++;
-		return;
+		return true;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
 	e->type = type;
 	e->stage = stage;
+	e->latency_ns = latency_ns;
+	if (type == QWATCH_LISTEN || type == QWATCH_ACCEPT)
+		e->pid = bpf_get_current_pid_tgid() >> 32;
 	read_queues(e, sk);
 	read_peer(e, peer);
 	bpf_ringbuf_submit(e, 0);
+	return true;
+}
+
+static __always_inline bool emit(enum qwatch_event_type type, const struct sock *sk,
+				 const void *peer, enum qwatch_stage stage)
+{
+	return emit_timed(type, sk, peer, stage, 0);
+}
+
+/* How long ago @key entered the queue @map times; forgets it. 0: unknown. */
+static __always_inline __u64 time_in_queue(void *map, const void *key_ptr)
+{
+	__u64 key = (__u64)key_ptr;
+	__u64 *queued, waited = 0;
+
+	queued = bpf_map_lookup_elem(map, &key);
+	if (queued) {
+		waited = bpf_ktime_get_ns() - *queued;
+		bpf_map_delete_elem(map, &key);
+	}
+	return waited;
+}
+
+static __always_inline void queued_now(void *map, const void *key_ptr)
+{
+	__u64 key = (__u64)key_ptr, now = bpf_ktime_get_ns();
+
+	bpf_map_update_elem(map, &key, &now, BPF_ANY);
 }
 
 static __always_inline void remember(enum pending_hook hook, struct sock *listener,
@@ -272,7 +327,8 @@ int BPF_KRETPROBE(hash_add_return, long ret)
 		return 0;
 	if (hash_add_returns_bool && !(ret & 0xff))
 		return 0;	/* a duplicate request was already hashed */
-	emit(QWATCH_SYN_RECV, call.listener, call.req, QWATCH_STAGE_NONE);
+	if (emit(QWATCH_SYN_RECV, call.listener, call.req, QWATCH_STAGE_NONE))
+		queued_now(&request_queued, call.req);
 	return 0;
 }
 
@@ -379,8 +435,11 @@ int BPF_KRETPROBE(hashdance_return, struct sock *child)
 {
 	struct pending_call call;
 
-	if (recall(HOOK_HASHDANCE, &call) && child)
-		emit(QWATCH_ACK_COMPLETE, call.listener, child, QWATCH_STAGE_NONE);
+	if (!recall(HOOK_HASHDANCE, &call) || !child)
+		return 0;
+	if (emit_timed(QWATCH_ACK_COMPLETE, call.listener, child, QWATCH_STAGE_NONE,
+		       time_in_queue(&request_queued, call.req)))
+		queued_now(&child_queued, child);
 	return 0;
 }
 
@@ -402,6 +461,7 @@ int BPF_KRETPROBE(req_drop_return, long unlinked)
 
 	if (!recall(HOOK_REQ_DROP, &call) || !(unlinked & 0xff))
 		return 0;
+	time_in_queue(&request_queued, call.req);
 	emit(call.from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, call.listener, call.req,
 	     QWATCH_STAGE_NONE);
 	return 0;
@@ -439,7 +499,8 @@ int BPF_KRETPROBE(inet_csk_accept_return, struct sock *child)
 	struct pending_call call;
 
 	if (recall(HOOK_ACCEPT, &call) && child)
-		emit(QWATCH_ACCEPT, call.listener, child, QWATCH_STAGE_NONE);
+		emit_timed(QWATCH_ACCEPT, call.listener, child, QWATCH_STAGE_NONE,
+			   time_in_queue(&child_queued, child));
 	return 0;
 }
 

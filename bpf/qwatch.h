@@ -46,10 +46,17 @@ enum qwatch_stage {
 struct qwatch_event {
 	__u64 ts_ns;		/* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 	__u64 listener;		/* struct sock address: an opaque key */
+	/*
+	 * ack_complete: SYN queued -> child created (the handshake);
+	 * accept: child queued -> accepted (the accept-queue wait);
+	 * 0 where qwatch did not see the start.
+	 */
+	__u64 latency_ns;
 	__u8 laddr[16];		/* IPv4 in the first 4 bytes, network order */
 	__u8 raddr[16];		/* peer, all zero when there is none */
 	__u32 netns;		/* inode number of the listener's netns */
-	__u32 pid;		/* snapshot: a process holding the listener */
+	__u32 pid;		/* snapshot: a process holding the listener;
+				   listen, accept: the calling process */
 	__u32 syn_queue;	/* icsk_accept_queue.qlen */
 	__u32 syn_young;	/* icsk_accept_queue.young */
 	__u32 accept_queue;	/* sk_ack_backlog */
@@ -61,7 +68,7 @@ struct qwatch_event {
 	__u8 type;		/* enum qwatch_event_type */
 	__u8 protocol;		/* IPPROTO_TCP or QWATCH_IPPROTO_HSP */
 	__u8 stage;		/* enum qwatch_stage */
-	__u8 reserved[11];
+	__u8 reserved[3];
 };
 
 #ifdef __cplusplus

@@ -6,19 +6,21 @@ protocols answer a flood the same way: the SYN queue fills to its limit and
 further SYNs are dropped.
 """
 
+import json
+import os
 import socket
 
 import pytest
 
 from lib import hsp
-from lib.cmd import run, wait_until
+from lib.cmd import iterations, run, scaled
 from lib.hsp_wire import drop_unmarked_resets, raw_sender, segment, tcp_syn
-from lib.kernel import KernelLog, ss_listener
+from lib.kernel import KernelLog, SlabPeak, ss_listener
 from lib.netns import NetNSPair, socket_in
 from lib.qwatch import QwatchStream
 
 FLOOD_MARK = 43
-FLOOD_SYNS = 2000
+FLOOD_SYNS = iterations(2000)
 
 
 def make_socket(proto, ns):
@@ -58,6 +60,16 @@ def flood(proto, pair, port):
     sender.close()
 
 
+def report_flood_memory(peak_requests, object_size):
+    """For the closing note and Documentation: build/reports/hsp-flood.json."""
+    reports = os.path.join(hsp.REPO, "build", "reports")
+    os.makedirs(reports, exist_ok=True)
+    with open(os.path.join(reports, "hsp-flood.json"), "w") as f:
+        json.dump({"syns": FLOOD_SYNS, "peak_request_socks": peak_requests,
+                   "request_sock_bytes": object_size,
+                   "peak_request_kib": round(peak_requests * object_size / 1024, 1)}, f)
+
+
 def syn_flood_outcome(proto, qwatch, backlog):
     with NetNSPair() as pair:
         # Two SYN-ACK retries: the flood's requests expire after 1 + 2 + 4 s,
@@ -71,18 +83,26 @@ def syn_flood_outcome(proto, qwatch, backlog):
         listener.listen(backlog)
         port = listener.getsockname()[1]
 
+        requests_memory = SlabPeak("request_sock_hsp") if proto == "hsp" else None
+        if requests_memory:
+            requests_memory.start()
         flood(proto, pair, port)
         events = lambda: qwatch.select(netns=pair.server.inode, lport=port)
         syn_events = lambda: [e for e in events() if e["event"] in ("syn_recv", "syn_drop")]
         qwatch.wait_for(lambda q: len(syn_events()) == FLOOD_SYNS, timeout=120,
                         what=f"{proto}: one syn_recv or syn_drop per SYN")
+        if requests_memory:
+            peak_requests = requests_memory.stop() - requests_memory.baseline
+            report_flood_memory(peak_requests, requests_memory.object_size)
+            # Memory is bounded by the SYN queue's limit, not the flood.
+            assert peak_requests <= backlog + 1
         peak = max(e["syn_queue"] for e in events())
         queued = len([e for e in syn_events() if e["event"] == "syn_recv"])
 
         # Once the flood's requests expire, a real client retrying its SYN
         # gets through.
         client = make_socket(proto, pair.client)
-        client.settimeout(60)
+        client.settimeout(scaled(60))
         client.connect((pair.server_addr, port))
         child, _ = listener.accept()
         warnings = [line for line in log.read_new() if "SYN flooding" in line]

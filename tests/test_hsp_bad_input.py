@@ -21,7 +21,7 @@ import time
 import pytest
 
 from lib import hsp
-from lib.cmd import run, wait_until
+from lib.cmd import iterations, run, wait_until
 from lib.hsp_wire import (ACK, FIN, RST, SYN, RawPeer, checksum, drop_unmarked_resets,
                           raw_sender, segment, tcp_syn)
 from lib.kernel import nstat, ss_syn_recv
@@ -281,7 +281,7 @@ def test_final_acks_racing_the_synack_timer__every_request_completes_once(peer):
     """112 final ACKs sent the moment the request timer's SYN-ACK
     retransmission arrives, i.e. while the timer handler may still run."""
     requests = 16  # the listener's backlog: the SYN queue takes them all
-    for _ in range(7):
+    for _ in range(iterations(7)):
         sports = [peer.new_sport() for _ in range(requests)]
         # (Resets from the previous round's closed children may come too.)
         syn_acks = {a["dport"]: a for a in peer.exchange(*[valid_syn(peer, s) for s in sports])

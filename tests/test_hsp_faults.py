@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from lib import hsp
-from lib.cmd import run, wait_until
+from lib.cmd import iterations, run, scaled, wait_until
 from lib.netns import AcceptThread, NetNSPair
 
 
@@ -23,7 +23,7 @@ def test_allocation_failures__drops_the_client_retries_through(pair):
     drops_before = hsp.proc_listener(pair.server, port)["drops"]
     hsp.set_param("fail_every", 3)
     try:
-        for _ in range(6):
+        for _ in range(iterations(6)):
             client = hsp.connect(pair.client, pair.server_addr, port, timeout=60)
             child, _ = listener.accept()
             child.close()
@@ -36,7 +36,7 @@ def test_allocation_failures__drops_the_client_retries_through(pair):
 
 def test_listener_closed_with_full_queues__children_reset_requests_gone(hsp_module):
     baseline = hsp.refcount()
-    for _ in range(20):
+    for _ in range(iterations(20)):
         with NetNSPair() as pair:
             listener, port = hsp.listen(pair.server, pair.server_addr, 3)
             # Two clients whose final ACKs never arrive: requests in the SYN queue.
@@ -67,11 +67,11 @@ def test_listener_closed_with_full_queues__children_reset_requests_gone(hsp_modu
 
 
 def test_shutdown_races_a_blocked_accept__einval_every_time(pair):
-    for _ in range(100):
+    for _ in range(iterations(100)):
         listener, _ = hsp.listen(pair.server, pair.server_addr, 4)
         thread = AcceptThread(listener)
         # No wait for accept() to block: the race is the point.
         listener.shutdown(socket.SHUT_RDWR)
-        thread.join(30)
+        thread.join(scaled(30))
         assert not thread.is_alive() and thread.errno == errno.EINVAL
         listener.close()

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from lib.cmd import run, wait_until
+from lib.cmd import run, scaled, wait_until
 from lib import hsp
 from lib.netns import AcceptThread
 
@@ -65,9 +65,9 @@ def test_epoll__listener_wakes_when_a_child_arrives(pair):
     epoll.register(listener.fileno(), select.EPOLLIN)
     assert epoll.poll(0) == []
     client = hsp.hsp_socket(pair.client)
-    client.settimeout(30)
+    client.settimeout(scaled(30))
     client.connect((pair.server_addr, port))
-    assert epoll.poll(30) == [(listener.fileno(), select.EPOLLIN)]
+    assert epoll.poll(scaled(30)) == [(listener.fileno(), select.EPOLLIN)]
     epoll.close()
     child, _ = listener.accept()
     for sock in (child, client, listener):
@@ -76,7 +76,7 @@ def test_epoll__listener_wakes_when_a_child_arrives(pair):
 
 def test_connect_to_a_closed_port__econnrefused(pair):
     client = hsp.hsp_socket(pair.client)
-    client.settimeout(30)
+    client.settimeout(scaled(30))
     with pytest.raises(ConnectionRefusedError):
         client.connect((pair.server_addr, 9))
     client.close()
@@ -90,7 +90,7 @@ def test_connect_to_a_silent_peer__etimedout_after_the_syn_retries(pair):
         client = hsp.hsp_socket(pair.client)
     finally:
         hsp.set_param("syn_retries", 0)
-    client.settimeout(60)
+    client.settimeout(scaled(60))
     with pytest.raises(OSError) as raised:
         client.connect((pair.server_addr, 7))
     assert raised.value.errno == errno.ETIMEDOUT

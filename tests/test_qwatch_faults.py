@@ -4,7 +4,7 @@
 import signal
 import socket
 
-from lib.cmd import run, wait_until
+from lib.cmd import run
 from lib.hsp_wire import drop_unmarked_resets, raw_sender, tcp_syn
 from lib.kernel import ss_syn_recv
 from lib.netns import socket_in

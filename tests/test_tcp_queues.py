@@ -5,32 +5,12 @@ Every number qwatch reports is checked against a second source: ss (inet_diag)
 for the queues and sk_drops, nstat for the per-netns SNMP counters.
 """
 
-import socket
-
 import pytest
 
 from lib.cmd import run, wait_until
 from lib.kernel import nstat, ss_listener, ss_syn_recv
-from lib.netns import socket_in
 from lib.qwatch import QwatchStream, once
-
-
-def tcp_listener(ns, addr, backlog):
-    listener = socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind((addr, 0))
-    listener.listen(backlog)
-    return listener, listener.getsockname()[1]
-
-
-def connect_many(ns, addr, port, count):
-    """@count non-blocking connects from @ns; the sockets are returned."""
-    clients = []
-    for _ in range(count):
-        client = socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
-        client.setblocking(False)
-        client.connect_ex((addr, port))
-        clients.append(client)
-    return clients
+from lib.tcp import connect_many, hold_final_acks, release_final_acks, tcp_listener
 
 
 def nft(ns, ruleset):
@@ -92,12 +72,7 @@ def test_accept_queue__matches_ss_and_overflows_match_nstat(netns_pair, qwatch):
 def test_syn_queue__matches_ss_syn_recv_while_final_acks_are_dropped(netns_pair, qwatch):
     server, client, pending = netns_pair.server, netns_pair.client, 5
     listener, port = tcp_listener(server, netns_pair.server_addr, 16)
-    nft(client, f"""table inet qwack {{
-        chain output {{
-            type filter hook output priority 0;
-            tcp dport {port} tcp flags & (syn | ack) == ack drop
-        }}
-    }}""")
+    hold_final_acks(client, port)
     retrans_before = nstat(server, "TcpExtTCPSynRetrans")
     conns = connect_many(client, netns_pair.server_addr, port, pending)
 
@@ -117,7 +92,7 @@ def test_syn_queue__matches_ss_syn_recv_while_final_acks_are_dropped(netns_pair,
         timeout=60, what="synack_retransmit events matching TCPSynRetrans")
 
     # Let the ACKs through: each request moves to the accept queue.
-    run(["nft", "delete", "table", "inet", "qwack"], ns=client)
+    release_final_acks(client)
     qwatch.wait_for(lambda q: len(q.select(event="ack_complete", lport=port)) == pending,
                     timeout=60, what="every request to complete")
     wait_until(lambda: ss_syn_recv(server, port) == 0, what="an empty SYN queue per ss")
@@ -162,8 +137,9 @@ def test_table__plain_text_when_stdout_is_not_a_terminal(netns_pair):
     assert len(rows) == 2, out
     recv_q, send_q, _ = ss_listener(server, port)
     for row in rows:
-        assert row[0] == str(server.inode) and row[1] == "tcp"
-        assert row[5] == f"{recv_q}/{send_q}"
+        # NETNS PROTO LOCAL SYN-Q(cur/max, bar) PEAK ACCEPT-Q(cur/max, bar) PEAK ...
+        assert row[0] == server.name and row[1] == "tcp"
+        assert row[6] == f"{recv_q}/{send_q}"
     for conn in conns:
         conn.close()
     listener.close()

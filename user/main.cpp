@@ -3,9 +3,11 @@
 // listener, from BPF probes on the kernel's inet_connection_sock layer.
 #include <getopt.h>
 #include <netinet/in.h>
-#include <sys/stat.h>
+#include <poll.h>
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -13,10 +15,15 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "listener_table.h"
+#include "metrics.h"
+#include "netns.h"
 #include "output.h"
 #include "tracer.h"
 
@@ -26,15 +33,23 @@ namespace {
 volatile std::sig_atomic_t exiting = 0;
 bool verbose = false;
 
+enum class Mode { kTable, kJson, kEvents };
+
 struct Options {
-  bool json = false;
+  Mode mode = Mode::kTable;
   bool once = false;
+  bool histograms = false;
+  bool color = true;
   double interval_s = 1.0;
   unsigned long count = 0;  // tables to print; 0: until interrupted
   TracerSettings tracer;
   bool want_tcp = true;
   bool want_hsp = true;
+  uint32_t pid = 0;  // 0: every process
   int ready_fd = -1;
+  std::string metrics;  // ADDR:PORT, empty: no metrics
+  sockaddr_storage metrics_address{};
+  socklen_t metrics_length = 0;
 };
 
 // A command line qwatch cannot act on.
@@ -43,19 +58,24 @@ class UsageError : public std::runtime_error {
 };
 
 constexpr const char kUsage[] =
-    "usage: qwatch [-h] [-v] [--json] [--once] [-i SECONDS] [-p PORT]\n"
-    "              [--proto tcp|hsp|all] [--netns INODE|NAME] [--ready-fd FD]\n"
-    "              [--ring-buffer KIB]\n"
+    "usage: qwatch [-h] [-v] [--json | --events] [--once] [--hist] [--no-color]\n"
+    "              [-i SECONDS] [-p PORT] [--proto tcp|hsp|all] [--netns INODE|NAME]\n"
+    "              [--pid PID] [--metrics ADDR:PORT] [--ready-fd FD] [--ring-buffer KIB]\n"
     "              [interval [count]]\n"
     "\n"
     "Show the SYN queue and accept queue of every TCP and HSP listener, live.\n"
     "\n"
-    "  -i, --interval S   seconds between tables (default 1)\n"
+    "  -i, --interval S   seconds between tables and resyncs (default 1)\n"
     "      --json         one JSON object per queue transition, per line\n"
+    "      --events       one human-readable line per queue transition\n"
     "      --once         print the listeners as they are now and exit\n"
+    "      --hist         log2 histograms of handshake time and accept-queue wait\n"
+    "      --no-color     no colours in the table (also: NO_COLOR set, TERM=dumb)\n"
     "  -p, --port PORT    only listeners on this local port\n"
     "      --proto P      tcp, hsp or all (default all)\n"
     "      --netns NS     only this network namespace (inode or ip-netns name)\n"
+    "      --pid PID      only listeners this process holds, listened on or accepted from\n"
+    "      --metrics A:P  serve Prometheus/OpenMetrics text at http://A:P/metrics\n"
     "      --ready-fd FD  write one byte to FD once the probes are attached\n"
     "      --ring-buffer KIB  size of the event ring buffer (power of two, default 1024)\n"
     "  -v, --verbose      show libbpf's messages\n"
@@ -64,8 +84,11 @@ constexpr const char kUsage[] =
     "EXAMPLES:\n"
     "    qwatch                 # live table, refreshed every second\n"
     "    qwatch 5 3             # three tables, five seconds apart\n"
+    "    qwatch --events -p 80  # every transition of port 80's listeners, as text\n"
+    "    qwatch --hist 10       # tables and latency histograms every 10 seconds\n"
     "    qwatch --json          # every queue transition as a JSON line\n"
     "    qwatch --once --json   # every listener now, one JSON line each\n"
+    "    qwatch --metrics :9464 # also export to Prometheus on port 9464\n"
     "    qwatch -p 8080 --netns blue --proto tcp\n";
 
 unsigned long parse_unsigned(const char *text, unsigned long max, const char *what)
@@ -93,31 +116,47 @@ uint32_t parse_netns(const char *text)
 {
   if (text[0] >= '0' && text[0] <= '9')
     return static_cast<uint32_t>(parse_unsigned(text, UINT32_MAX, "--netns"));
-  std::string path = std::string("/run/netns/") + text;
-  struct stat st;
-  if (std::strchr(text, '/') || stat(path.c_str(), &st) != 0)
-    throw UsageError(std::string("--netns: no network namespace named '") + text +
-                     "' (see 'ip netns list')");
-  return static_cast<uint32_t>(st.st_ino);
+  if (auto inode = netns_by_name(text))
+    return *inode;
+  throw UsageError(std::string("--netns: no network namespace named '") + text +
+                   "' (see 'ip netns list')");
 }
 
 Options parse_options(int argc, char **argv)
 {
-  enum { OPT_JSON = 256, OPT_ONCE, OPT_PROTO, OPT_NETNS, OPT_READY_FD, OPT_RING_BUFFER };
+  enum {
+    OPT_JSON = 256,
+    OPT_EVENTS,
+    OPT_ONCE,
+    OPT_HIST,
+    OPT_NO_COLOR,
+    OPT_PROTO,
+    OPT_NETNS,
+    OPT_PID,
+    OPT_METRICS,
+    OPT_READY_FD,
+    OPT_RING_BUFFER
+  };
   static const option long_options[] = {
       {"help", no_argument, nullptr, 'h'},
       {"verbose", no_argument, nullptr, 'v'},
       {"interval", required_argument, nullptr, 'i'},
       {"port", required_argument, nullptr, 'p'},
       {"json", no_argument, nullptr, OPT_JSON},
+      {"events", no_argument, nullptr, OPT_EVENTS},
       {"once", no_argument, nullptr, OPT_ONCE},
+      {"hist", no_argument, nullptr, OPT_HIST},
+      {"no-color", no_argument, nullptr, OPT_NO_COLOR},
       {"proto", required_argument, nullptr, OPT_PROTO},
       {"netns", required_argument, nullptr, OPT_NETNS},
+      {"pid", required_argument, nullptr, OPT_PID},
+      {"metrics", required_argument, nullptr, OPT_METRICS},
       {"ready-fd", required_argument, nullptr, OPT_READY_FD},
       {"ring-buffer", required_argument, nullptr, OPT_RING_BUFFER},
       {nullptr, 0, nullptr, 0},
   };
   Options options;
+  bool json = false, events = false;
   int opt;
   opterr = 0;
   while ((opt = getopt_long(argc, argv, ":hvi:p:", long_options, nullptr)) != -1) {
@@ -135,10 +174,19 @@ Options parse_options(int argc, char **argv)
       options.tracer.lport = static_cast<uint16_t>(parse_unsigned(optarg, 65535, "--port"));
       break;
     case OPT_JSON:
-      options.json = true;
+      json = true;
+      break;
+    case OPT_EVENTS:
+      events = true;
       break;
     case OPT_ONCE:
       options.once = true;
+      break;
+    case OPT_HIST:
+      options.histograms = true;
+      break;
+    case OPT_NO_COLOR:
+      options.color = false;
       break;
     case OPT_PROTO:
       if (!std::strcmp(optarg, "tcp")) {
@@ -153,6 +201,17 @@ Options parse_options(int argc, char **argv)
       break;
     case OPT_NETNS:
       options.tracer.netns = parse_netns(optarg);
+      break;
+    case OPT_PID:
+      options.pid = static_cast<uint32_t>(parse_unsigned(optarg, INT32_MAX, "--pid"));
+      if (!options.pid || (kill(static_cast<pid_t>(options.pid), 0) != 0 && errno == ESRCH))
+        throw UsageError(std::string("--pid: no process ") + optarg);
+      break;
+    case OPT_METRICS:
+      options.metrics = optarg;
+      if (!parse_endpoint(options.metrics, options.metrics_address, options.metrics_length))
+        throw UsageError(std::string("--metrics: '") + optarg +
+                         "' is not ADDR:PORT, [ADDR]:PORT or :PORT");
       break;
     case OPT_READY_FD:
       options.ready_fd = static_cast<int>(parse_unsigned(optarg, INT32_MAX, "--ready-fd"));
@@ -177,6 +236,18 @@ Options parse_options(int argc, char **argv)
     options.count = parse_unsigned(argv[optind++], ULONG_MAX, "count");
   if (optind < argc)
     throw UsageError(std::string("unexpected argument '") + argv[optind] + "'");
+
+  if (json && events)
+    throw UsageError("--json and --events are two different outputs: pick one");
+  options.mode = json ? Mode::kJson : events ? Mode::kEvents : Mode::kTable;
+  if (options.once && (events || options.histograms || !options.metrics.empty()))
+    throw UsageError("--once prints the listeners as they are now; --events, --hist and "
+                     "--metrics need a live run");
+  if (json && options.histograms)
+    throw UsageError("--hist prints text; with --json, read latency_ns from the events");
+  const char *term = std::getenv("TERM");
+  if (!isatty(STDOUT_FILENO) || std::getenv("NO_COLOR") || (term && !std::strcmp(term, "dumb")))
+    options.color = false;
   return options;
 }
 
@@ -191,10 +262,10 @@ void on_signal(int)
   exiting = 1;
 }
 
-uint64_t monotonic_ns()
+uint64_t clock_ns(clockid_t clock)
 {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
 }
 
@@ -209,94 +280,197 @@ std::string watched_protocols(const Options &options, const Tracer &tracer)
   return options.want_tcp ? "tcp, " + hsp : hsp;
 }
 
-void print_listener_table(const ListenerTable &table, const std::string &protocols, uint64_t lost)
-{
-  bool terminal = isatty(STDOUT_FILENO);
-  if (terminal)
-    std::fputs("\033[H\033[2J", stdout);
-  std::time_t now = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%H:%M:%S", std::localtime(&now));
-  std::printf("qwatch %s\n", stamp);
-  print_table(stdout, table.by_fullness(), {.lost_events = lost, .protocols = protocols.c_str()});
-  if (!terminal)
-    std::putchar('\n');
-  std::fflush(stdout);
-}
+// Handshakes and accepts per second of each listener over the last interval.
+class RateMeter {
+ public:
+  std::vector<TableRow> rows(const std::vector<const ListenerState *> &listeners)
+  {
+    auto now = std::chrono::steady_clock::now();
+    double elapsed = std::chrono::duration<double>(now - last_).count();
+    std::vector<TableRow> rows;
+    std::map<uint64_t, std::pair<uint64_t, uint64_t>> counts;
+    for (const ListenerState *state : listeners) {
+      auto before = previous_[state->latest.listener];
+      counts[state->latest.listener] = {state->handshakes, state->accepts};
+      rows.push_back({state, elapsed > 0 ? (state->handshakes - before.first) / elapsed : 0,
+                      elapsed > 0 ? (state->accepts - before.second) / elapsed : 0});
+    }
+    previous_ = std::move(counts);
+    last_ = now;
+    return rows;
+  }
 
-int run(const Options &options)
-{
-  ListenerTable table;
-  auto on_event = [&](qwatch_event event) {
-    uint32_t id = table.apply_event(event);
-    if (event.type == QWATCH_CLOSE && !id)
-      return;  // not a listener this run watched (or filtered out)
-    if (options.json) {
+ private:
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> previous_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+class Watch {
+ public:
+  explicit Watch(const Options &options)
+      : options_(options),
+        realtime_minus_monotonic_ns_(static_cast<int64_t>(clock_ns(CLOCK_REALTIME)) -
+                                     static_cast<int64_t>(clock_ns(CLOCK_MONOTONIC))),
+        tracer_(options.tracer, [this](const qwatch_event &event) { on_event(event); })
+  {
+    netns_names_.refresh();
+    if (!options.metrics.empty())
+      metrics_.emplace(options.metrics, options.metrics_address, options.metrics_length);
+  }
+
+  int run();
+
+ private:
+  bool selected(const ListenerState *state) const
+  {
+    return state && (!options_.pid || state->pids.contains(options_.pid));
+  }
+
+  std::vector<const ListenerState *> shown_listeners() const
+  {
+    std::vector<const ListenerState *> shown;
+    for (const ListenerState *state : table_.by_fullness()) {
+      if (selected(state))
+        shown.push_back(state);
+    }
+    return shown;
+  }
+
+  void on_event(qwatch_event event)
+  {
+    bool was_selected = selected(table_.find(event.listener));
+    uint32_t id = table_.apply_event(event);
+    if (!id || !(was_selected || selected(table_.find(event.listener))))
+      return;  // a listener this run does not show
+    if (options_.mode == Mode::kJson)
       std::puts(event_json(event, id).c_str());
+    else if (options_.mode == Mode::kEvents)
+      std::puts(event_line(event, netns_names_, realtime_minus_monotonic_ns_).c_str());
+    else
+      return;
+    std::fflush(stdout);
+  }
+
+  // The kernel's values are the truth even when events were lost.
+  void resync()
+  {
+    std::vector<qwatch_event> snapshot;
+    if (int err = tracer_.snapshot(snapshot); err < 0)
+      throw SetupError(-err, "listing the listeners");
+    table_.begin_resync(snapshot);
+    tracer_.drain();
+    table_.finish_resync();
+    netns_names_.refresh();
+  }
+
+  void print_listener_table()
+  {
+    if (isatty(STDOUT_FILENO))
+      std::fputs("\033[H\033[2J", stdout);
+    std::time_t now = std::time(nullptr);
+    char stamp[32];
+    std::strftime(stamp, sizeof(stamp), "%H:%M:%S", std::localtime(&now));
+    std::printf("qwatch %s\n", stamp);
+    print_table(stdout, rates_.rows(shown_listeners()),
+                {.color = options_.color,
+                 .lost_events = tracer_.lost_events(),
+                 .protocols = watched_protocols(options_, tracer_),
+                 .netns_names = netns_names_});
+    if (options_.histograms)
+      print_histograms(stdout, shown_listeners(), netns_names_);
+    if (!isatty(STDOUT_FILENO))
+      std::putchar('\n');
+    std::fflush(stdout);
+  }
+
+  void report_changes()
+  {
+    if (tracer_.follow_hsp_module() && options_.mode == Mode::kJson) {
+      std::puts(hsp_module_json(clock_ns(CLOCK_MONOTONIC), tracer_.hsp_loaded(),
+                                tracer_.watching_hsp())
+                    .c_str());
       std::fflush(stdout);
     }
-  };
-  Tracer tracer(options.tracer, on_event);
+    uint64_t lost = tracer_.lost_events();
+    if (lost != lost_reported_ && options_.mode == Mode::kJson) {
+      std::puts(lost_events_json(clock_ns(CLOCK_MONOTONIC), lost).c_str());
+      std::fflush(stdout);
+    }
+    lost_reported_ = lost;
+  }
 
+  const Options &options_;
+  int64_t realtime_minus_monotonic_ns_;
+  ListenerTable table_;
+  NetnsNames netns_names_;
+  RateMeter rates_;
+  uint64_t lost_reported_ = 0;
+  Tracer tracer_;  // after what its callback uses
+  std::optional<MetricsServer> metrics_;
+};
+
+int Watch::run()
+{
   // Attached before the snapshot, so no transition falls between the two.
-  std::vector<qwatch_event> listeners;
-  if (int err = tracer.snapshot(listeners); err < 0)
-    throw SetupError(-err, "listing the listeners");
-  table.apply_snapshot(listeners);
-
-  if (options.once) {
-    if (options.json) {
-      for (const ListenerState *listener : table.by_fullness())
+  resync();
+  if (options_.once) {
+    if (options_.mode == Mode::kJson) {
+      for (const ListenerState *listener : shown_listeners())
         std::puts(listener_json(*listener).c_str());
     } else {
-      print_listener_table(table, watched_protocols(options, tracer), tracer.lost_events());
+      print_listener_table();
     }
     return 0;
   }
-  if (options.json) {
-    for (const qwatch_event &listener : listeners)
-      on_event(listener);
+  if (options_.mode == Mode::kJson) {
+    for (const ListenerState *listener : shown_listeners())
+      std::puts(event_json(listener->latest, listener->id).c_str());
+    std::fflush(stdout);
   }
-  if (options.ready_fd >= 0) {
+  if (options_.ready_fd >= 0) {
     char ready = '\n';
-    if (write(options.ready_fd, &ready, 1) != 1 || close(options.ready_fd) != 0)
+    if (write(options_.ready_fd, &ready, 1) != 1 || close(options_.ready_fd) != 0)
       throw SetupError(errno, "writing to --ready-fd");
   }
 
-  const auto interval = std::chrono::duration<double>(options.interval_s);
-  auto next_table = std::chrono::steady_clock::now() + interval;
-  uint64_t lost_reported = 0;
+  const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      std::chrono::duration<double>(options_.interval_s));
+  auto next_resync = std::chrono::steady_clock::now() + interval;
   unsigned long tables = 0;
+  auto render_metrics_now = [this](bool openmetrics) {
+    return render_metrics(shown_listeners(), tracer_.lost_events(), openmetrics);
+  };
+  std::vector<pollfd> fds;
   while (!exiting) {
-    int err = tracer.poll(100);
-    if (err < 0 && err != -EINTR) {
+    fds.assign(1, {.fd = tracer_.event_fd(), .events = POLLIN, .revents = 0});
+    if (metrics_)
+      metrics_->append_poll_fds(fds);
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
+        next_resync - std::chrono::steady_clock::now());
+    int timeout_ms = static_cast<int>(std::clamp<int64_t>(wait.count(), 0, 100));
+    if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
+      std::fprintf(stderr, "qwatch: waiting for events: %s\n", std::strerror(errno));
+      return 1;
+    }
+    if (int err = tracer_.drain(); err < 0 && err != -EINTR) {
       std::fprintf(stderr, "qwatch: reading events: %s\n", std::strerror(-err));
       return 1;
     }
-    uint64_t lost = tracer.lost_events();
-    if (tracer.follow_hsp_module() && options.json) {
-      std::puts(
-          hsp_module_json(monotonic_ns(), tracer.hsp_loaded(), tracer.watching_hsp()).c_str());
-      std::fflush(stdout);
-    }
-    if (options.json) {
-      if (lost != lost_reported) {
-        std::puts(lost_events_json(monotonic_ns(), lost).c_str());
-        std::fflush(stdout);
-        lost_reported = lost;
-      }
+    if (metrics_)
+      metrics_->serve(fds, render_metrics_now);
+    report_changes();
+    if (std::chrono::steady_clock::now() < next_resync)
       continue;
-    }
-    if (std::chrono::steady_clock::now() < next_table)
+    next_resync += interval;
+    resync();
+    if (options_.mode != Mode::kTable)
       continue;
-    next_table += std::chrono::duration_cast<std::chrono::steady_clock::duration>(interval);
-    // Resynchronise: the kernel's values are the truth even if events were lost.
-    if (tracer.snapshot(listeners) == 0)
-      table.apply_snapshot(listeners);
-    print_listener_table(table, watched_protocols(options, tracer), lost);
-    if (options.count && ++tables >= options.count)
+    print_listener_table();
+    if (options_.count && ++tables >= options_.count)
       break;
   }
+  if (options_.mode == Mode::kEvents && options_.histograms)
+    print_histograms(stdout, shown_listeners(), netns_names_);
   return 0;
 }
 
@@ -322,7 +496,8 @@ int main(int argc, char **argv)
   sigaction(SIGTERM, &action, nullptr);
 
   try {
-    return run(options);
+    Watch watch(options);
+    return watch.run();
   } catch (const SetupError &e) {
     const char *hint = "";
     if (e.code().value() == EPERM || e.code().value() == EACCES)

@@ -5,7 +5,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <array>
+#include <ctime>
 #include <string_view>
 
 namespace qwatch {
@@ -91,12 +93,19 @@ std::string bar(uint32_t value, uint32_t limit, size_t width)
   return "[" + std::string(filled, '#') + std::string(width - filled, '.') + "]";
 }
 
-std::string queue_cell(uint32_t value, uint32_t limit)
+// "3/64      [#.........]", the bar green, yellow from half full, red
+// from 90 %: 20 visible characters either way.
+std::string queue_cell(uint32_t value, uint32_t limit, bool color)
 {
   char cell[64];
   std::string fraction = std::to_string(value) + "/" + std::to_string(limit);
-  std::snprintf(cell, sizeof(cell), "%-9s %s", fraction.c_str(), bar(value, limit, 10).c_str());
-  return cell;
+  std::snprintf(cell, sizeof(cell), "%-9s ", fraction.c_str());
+  std::string text = cell;
+  if (!color)
+    return text + bar(value, limit, 8);
+  double full = limit ? static_cast<double>(value) / limit : 0;
+  const char *hue = full >= 0.9 ? "\033[31m" : full >= 0.5 ? "\033[33m" : "\033[32m";
+  return text + hue + bar(value, limit, 8) + "\033[0m";
 }
 
 }  // namespace
@@ -138,6 +147,12 @@ std::string event_json(const qwatch_event &e, uint32_t listener_id)
     json.string("stage", stage);
   if (e.pid)
     json.number("pid", e.pid);
+  if (e.type == QWATCH_ACK_COMPLETE || e.type == QWATCH_ACCEPT) {
+    if (e.latency_ns)
+      json.number("latency_ns", e.latency_ns);
+    else
+      json.null("latency_ns");
+  }
   return json.str();
 }
 
@@ -145,9 +160,12 @@ std::string listener_json(const ListenerState &listener)
 {
   JsonObject json;
   listener_fields(json, listener.latest, listener.id);
-  json.number("pid", listener.latest.pid)
+  json.number("pid", listener.pids.empty() ? 0 : *listener.pids.begin())
       .number("peak_syn_queue", listener.peak_syn_queue)
-      .number("peak_accept_queue", listener.peak_accept_queue);
+      .number("peak_accept_queue", listener.peak_accept_queue)
+      .number("handshakes", listener.handshakes)
+      .number("accepts", listener.accepts)
+      .number("synack_retransmits", listener.synack_retransmits);
   return json.str();
 }
 
@@ -170,26 +188,87 @@ std::string hsp_module_json(uint64_t ts_ns, bool loaded, bool watched)
       .str();
 }
 
-void print_table(std::FILE *out, const std::vector<const ListenerState *> &rows,
-                 const TableFooter &footer)
+static std::string local_endpoint(const qwatch_event &e)
 {
-  std::fprintf(out, "%-10s %-5s %-24s %-22s %-22s %7s %7s %7s\n", "NETNS", "PROTO", "LOCAL",
-               "SYN-Q CUR/MAX", "ACCEPT-Q CUR/MAX", "DROPS", "SYNACK", "ACCEPTS");
-  for (const ListenerState *row : rows) {
-    const qwatch_event &e = row->latest;
-    std::string local = address_string(e.family, e.laddr);
-    if (e.family == AF_INET6)
-      local = "[" + local + "]";
-    local += ":" + std::to_string(e.lport);
-    std::fprintf(out, "%-10u %-5s %-24s %-22s %-22s %7u %7llu %7llu\n", e.netns,
-                 protocol_name(e.protocol), local.c_str(),
-                 queue_cell(e.syn_queue, e.accept_max).c_str(),
-                 queue_cell(e.accept_queue, e.accept_max).c_str(), e.drops,
-                 static_cast<unsigned long long>(row->synack_retransmits),
-                 static_cast<unsigned long long>(row->accepts));
+  std::string address = address_string(e.family, e.laddr);
+  if (e.family == AF_INET6)
+    address = "[" + address + "]";
+  return address + ":" + std::to_string(e.lport);
+}
+
+static std::string peer_endpoint(const qwatch_event &e)
+{
+  if (!e.rport)
+    return "-";
+  std::string address = address_string(e.family, e.raddr);
+  if (e.family == AF_INET6)
+    address = "[" + address + "]";
+  return address + ":" + std::to_string(e.rport);
+}
+
+void print_table(std::FILE *out, const std::vector<TableRow> &rows, const TableOptions &options)
+{
+  std::fprintf(out, "%-12s %-5s %-22s %-20s %5s %-20s %5s %6s %6s %7s %7s\n", "NETNS", "PROTO",
+               "LOCAL", "SYN-Q CUR/MAX", "PEAK", "ACCEPT-Q CUR/MAX", "PEAK", "DROPS", "SYNACK",
+               "HS/S", "ACC/S");
+  for (const TableRow &row : rows) {
+    const ListenerState &state = *row.listener;
+    const qwatch_event &e = state.latest;
+    std::fprintf(out, "%-12s %-5s %-22s %s %5u %s %5u %6u %6llu %7.1f %7.1f\n",
+                 options.netns_names.label(e.netns).c_str(), protocol_name(e.protocol),
+                 local_endpoint(e).c_str(),
+                 queue_cell(e.syn_queue, e.accept_max, options.color).c_str(),
+                 state.peak_syn_queue,
+                 queue_cell(e.accept_queue, e.accept_max, options.color).c_str(),
+                 state.peak_accept_queue, e.drops,
+                 static_cast<unsigned long long>(state.synack_retransmits), row.handshakes_per_s,
+                 row.accepts_per_s);
   }
   std::fprintf(out, "%zu listeners, %llu lost events, watching %s\n", rows.size(),
-               static_cast<unsigned long long>(footer.lost_events), footer.protocols);
+               static_cast<unsigned long long>(options.lost_events), options.protocols.c_str());
+}
+
+std::string event_line(const qwatch_event &e, const NetnsNames &netns_names,
+                       int64_t realtime_minus_monotonic_ns)
+{
+  int64_t wall_ns = static_cast<int64_t>(e.ts_ns) + realtime_minus_monotonic_ns;
+  std::time_t seconds = static_cast<std::time_t>(wall_ns / 1000000000);
+  std::tm local{};
+  localtime_r(&seconds, &local);
+  char clock[16];
+  std::strftime(clock, sizeof(clock), "%H:%M:%S", &local);
+
+  char line[320];
+  int n = std::snprintf(line, sizeof(line), "%s.%06lld %-17s %-12s %-4s %-22s peer %-22s "
+                        "syn %u/%u accept %u/%u",
+                        clock, static_cast<long long>(wall_ns % 1000000000 / 1000),
+                        event_name(e.type), netns_names.label(e.netns).c_str(),
+                        protocol_name(e.protocol), local_endpoint(e).c_str(),
+                        peer_endpoint(e).c_str(), e.syn_queue, e.accept_max, e.accept_queue,
+                        e.accept_max);
+  std::string text(line, static_cast<size_t>(std::max(n, 0)));
+  if (const char *stage = stage_name(e.stage))
+    text += std::string(" at ") + stage;
+  if (e.latency_ns) {
+    std::snprintf(line, sizeof(line), " %s %.3f ms",
+                  e.type == QWATCH_ACCEPT ? "waited" : "handshake", e.latency_ns / 1e6);
+    text += line;
+  }
+  return text;
+}
+
+void print_histograms(std::FILE *out, const std::vector<const ListenerState *> &listeners,
+                      const NetnsNames &netns_names)
+{
+  for (const ListenerState *state : listeners) {
+    const qwatch_event &e = state->latest;
+    std::string name = std::string(protocol_name(e.protocol)) + " " + local_endpoint(e) +
+                       " (netns " + netns_names.label(e.netns) + ")";
+    if (state->handshake_time.count())
+      state->handshake_time.print(out, "\nhandshake time, SYN queued -> child created: " + name);
+    if (state->accept_wait.count())
+      state->accept_wait.print(out, "\naccept-queue wait, child queued -> accepted: " + name);
+  }
 }
 
 }  // namespace qwatch

@@ -7,7 +7,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <set>
 #include <string>
 
 namespace qwatch {
@@ -171,6 +170,16 @@ int Tracer::poll(int timeout_ms)
   return ring_buffer__poll(ring_buffer_.get(), timeout_ms);
 }
 
+int Tracer::drain()
+{
+  return ring_buffer__consume(ring_buffer_.get());
+}
+
+int Tracer::event_fd() const
+{
+  return ring_buffer__epoll_fd(ring_buffer_.get());
+}
+
 int Tracer::snapshot(std::vector<qwatch_event> &listeners) const
 {
   FileDescriptor iter{bpf_iter_create(bpf_link__fd(skel_->links.dump_listeners))};
@@ -190,14 +199,11 @@ int Tracer::snapshot(std::vector<qwatch_event> &listeners) const
     bytes.append(buffer, static_cast<size_t>(n));
   }
 
-  // Threads and forked processes share sockets: keep each listener once.
-  std::set<uint64_t> seen;
   listeners.clear();
   for (size_t at = 0; at + sizeof(qwatch_event) <= bytes.size(); at += sizeof(qwatch_event)) {
     qwatch_event event;
     std::memcpy(&event, bytes.data() + at, sizeof(event));
-    if (seen.insert(event.listener).second)
-      listeners.push_back(event);
+    listeners.push_back(event);
   }
   return 0;
 }

@@ -31,9 +31,14 @@ class Tracer {
   // Waits up to timeout_ms for events and delivers them; returns the number
   // of events handled or a negative errno (-EINTR when a signal came).
   int poll(int timeout_ms);
+  // Delivers the events already queued, without waiting.
+  int drain();
+  // Readable when events are queued: for the reader's own poll().
+  int event_fd() const;
 
   // Fills @listeners with every listener some process holds, as the
-  // kernel has it now; returns 0 or a negative errno.
+  // kernel has it now: one record per listener and process holding it.
+  // Returns 0 or a negative errno.
   int snapshot(std::vector<qwatch_event> &listeners) const;
 
   // Events the BPF side could not queue because the ring buffer was full.

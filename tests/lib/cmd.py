@@ -8,6 +8,23 @@ import subprocess
 import time
 
 
+# make test-debug runs the suites on a debug kernel (KASAN, lockdep) that is
+# tens of times slower under emulation: every deadline here is stretched by
+# QW_TIMEOUT_SCALE and loops shortened by QW_ITERATION_SCALE.
+TIMEOUT_SCALE = float(os.environ.get("QW_TIMEOUT_SCALE", "1"))
+ITERATION_SCALE = float(os.environ.get("QW_ITERATION_SCALE", "1"))
+
+
+def scaled(seconds):
+    """A deadline of @seconds on the stock kernel, for the kernel under test."""
+    return seconds * TIMEOUT_SCALE
+
+
+def iterations(count):
+    """A loop count of @count on the stock kernel, for the kernel under test."""
+    return max(1, round(count * ITERATION_SCALE))
+
+
 class CmdExitFailure(Exception):
     """A command exited non-zero; the message carries its whole output."""
 
@@ -34,7 +51,7 @@ def run(cmd, ns=None, check=True, timeout=60, input=None):
     unless @check is false.
     """
     proc = subprocess.run(
-        _argv(cmd, ns), capture_output=True, text=True, timeout=timeout, input=input
+        _argv(cmd, ns), capture_output=True, text=True, timeout=scaled(timeout), input=input
     )
     if check and proc.returncode != 0:
         raise CmdExitFailure(cmd, proc)
@@ -46,6 +63,7 @@ def wait_until(condition, timeout=30.0, interval=0.05, what="condition"):
 
     Raises TimeoutError naming @what when @timeout seconds pass first.
     """
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -81,7 +99,7 @@ class Background:
 
     def _wait_ready(self, read_fd, timeout):
         try:
-            readable, _, _ = select.select([read_fd], [], [], timeout)
+            readable, _, _ = select.select([read_fd], [], [], scaled(timeout))
             if not readable or not os.read(read_fd, 1):
                 self.stop()
                 raise RuntimeError(
@@ -95,7 +113,7 @@ class Background:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(timeout)
+                self.proc.wait(scaled(timeout))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()

@@ -4,7 +4,7 @@
 import os
 import socket
 
-from .cmd import run, wait_until
+from .cmd import run, scaled, wait_until
 from .netns import socket_in
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -104,7 +104,7 @@ def listen(ns, addr, backlog=8):
 def connect(ns, addr, port, timeout=30):
     """An HSP socket in @ns connected (blocking) to @addr:@port."""
     client = hsp_socket(ns)
-    client.settimeout(timeout)
+    client.settimeout(scaled(timeout))
     client.connect((addr, port))
     return client
 

@@ -9,6 +9,7 @@ import select
 import socket
 import struct
 
+from .cmd import scaled
 from .hsp import IPPROTO_HSP
 from .netns import socket_in
 
@@ -62,7 +63,7 @@ class RawPeer:
         @is_last(fields) picks; raises TimeoutError if it never comes."""
         received = []
         while True:
-            readable, _, _ = select.select([self.sock], [], [], timeout)
+            readable, _, _ = select.select([self.sock], [], [], scaled(timeout))
             if not readable:
                 raise TimeoutError(f"no awaited reply; got {received}")
             src, fields = parse(self.sock.recv(65535))

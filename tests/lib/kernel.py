@@ -4,6 +4,7 @@
 import errno
 import os
 import re
+import threading
 
 from .cmd import run
 
@@ -68,3 +69,36 @@ def nstat(ns, counter):
         if fields and fields[0] == counter:
             return int(fields[1])
     raise LookupError(f"nstat has no counter {counter}")
+
+
+def slab_usage(cache):
+    """(active objects, total objects, object size) of a slab cache from
+    /proc/slabinfo. Exact only for caches with SLUB debugging on (no
+    per-CPU slabs hiding objects), as the Makefile boots HSP's."""
+    with open("/proc/slabinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields and fields[0] == cache:
+                return int(fields[1]), int(fields[2]), int(fields[3])
+    raise LookupError(f"/proc/slabinfo has no cache {cache}")
+
+
+class SlabPeak(threading.Thread):
+    """Samples a cache's active objects until stopped; .peak is the most seen."""
+
+    def __init__(self, cache, interval=0.02):
+        super().__init__(daemon=True)
+        self.cache, self.interval = cache, interval
+        self.baseline, _, self.object_size = slab_usage(cache)
+        self.peak = self.baseline
+        self._finished = threading.Event()
+
+    def run(self):
+        while not self._finished.wait(self.interval):
+            self.peak = max(self.peak, slab_usage(self.cache)[0])
+
+    def stop(self):
+        self._finished.set()
+        self.join()
+        self.peak = max(self.peak, slab_usage(self.cache)[0])
+        return self.peak

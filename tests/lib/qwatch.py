@@ -5,16 +5,31 @@ import json
 import os
 import threading
 
+import jsonschema
+
 from .cmd import Background, run, wait_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QWATCH = os.path.join(REPO, "build", "qwatch")
+with open(os.path.join(REPO, "Documentation", "qwatch.schema.json")) as _schema:
+    SCHEMA = jsonschema.Draft202012Validator(json.load(_schema))
+
+
+def parse(line):
+    """One line of qwatch's JSON output, checked against the documented
+    schema (Documentation/qwatch.schema.json); raises ValueError if off."""
+    obj = json.loads(line)
+    errors = list(SCHEMA.iter_errors(obj))
+    if errors:
+        raise ValueError(f"qwatch printed an object outside its schema: {line.strip()}: "
+                         + "; ".join(e.message for e in errors))
+    return obj
 
 
 def once(*args):
     """Every listener qwatch knows now (`--once --json`), as dicts."""
     out = run([QWATCH, "--once", "--json", *args]).stdout
-    return [json.loads(line) for line in out.splitlines()]
+    return [parse(line) for line in out.splitlines()]
 
 
 class QwatchStream(Background):
@@ -22,6 +37,7 @@ class QwatchStream(Background):
 
     def __init__(self, *args):
         self.events = []
+        self.schema_errors = []
         self._lock = threading.Lock()
         super().__init__([QWATCH, "--json", "--ready-fd", "{ready_fd}", *args])
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -29,7 +45,11 @@ class QwatchStream(Background):
 
     def _read(self):
         for line in self.proc.stdout:
-            event = json.loads(line)
+            try:
+                event = parse(line)
+            except ValueError as e:
+                self.schema_errors.append(str(e))
+                continue
             with self._lock:
                 self.events.append(event)
 
@@ -48,6 +68,8 @@ class QwatchStream(Background):
         return found[-1] if found else None
 
     def stop(self, timeout=20):
+        """Stops qwatch; fails if any object it printed was off its schema."""
         status = super().stop(timeout)
         self._reader.join(timeout)
+        assert not self.schema_errors, "\n".join(self.schema_errors)
         return status

@@ -1,0 +1,38 @@
+# SPDX-License-Identifier: GPL-2.0
+"""TCP workloads between the namespaces of a pair."""
+
+import socket
+
+from .cmd import run
+from .netns import socket_in
+
+
+def tcp_listener(ns, addr, backlog, family=socket.AF_INET):
+    """A TCP listener on an ephemeral port of @addr in @ns: (socket, port)."""
+    listener = socket_in(ns, family, socket.SOCK_STREAM)
+    listener.bind((addr, 0))
+    listener.listen(backlog)
+    return listener, listener.getsockname()[1]
+
+
+def connect_many(ns, addr, port, count, family=socket.AF_INET):
+    """@count non-blocking connects from @ns; the sockets are returned."""
+    clients = []
+    for _ in range(count):
+        client = socket_in(ns, family, socket.SOCK_STREAM)
+        client.setblocking(False)
+        client.connect_ex((addr, port))
+        clients.append(client)
+    return clients
+
+
+def hold_final_acks(ns, port):
+    """Drops the final ACKs @ns sends to @port: requests stay in the SYN
+    queue (the client believes it is connected) until released."""
+    run(["nft", "-f", "-"], ns=ns, input=f"""table inet qwack {{
+        chain output {{ type filter hook output priority 0;
+            tcp dport {port} tcp flags & (syn | ack) == ack drop; }}; }}""")
+
+
+def release_final_acks(ns):
+    run(["nft", "delete", "table", "inet", "qwack"], ns=ns)
