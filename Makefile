@@ -24,7 +24,7 @@ LIBBPF_LIBS = $(shell pkg-config --libs libbpf)
 DEPS := build-essential clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
 	pkg-config linux-image-amd64 linux-headers-amd64 qemu-system-x86 \
 	busybox-static kmod cpio xz-utils python3 python3-pytest python3-jsonschema \
-	prometheus python3-docutils groff-base iproute2 \
+	prometheus python3-docutils python3-sphinx groff-base iproute2 \
 	nftables util-linux procps
 
 ifeq ($(V),1)
@@ -40,7 +40,7 @@ USER_SRCS := $(wildcard user/*.cpp)
 USER_OBJS := $(patsubst user/%.cpp,$(OUTPUT)/user/%.o,$(USER_SRCS))
 KMOD_SRCS := $(wildcard kmod/*.c)
 
-.PHONY: all deps deps-debug kmod bpf user test test-host test-vm test-debug demo vm-shell clean
+.PHONY: all deps deps-debug kmod bpf user test test-host test-vm test-debug demo htmldocs vm-shell clean
 all: kmod bpf user
 
 deps:
@@ -137,6 +137,12 @@ test-debug: deps-debug bpf user
 		--append '$(VM_APPEND)' -v -- env HSP_MODULE=$(CURDIR)/$(DEBUG_KERNEL)/kmod/hsp.ko \
 		QW_TIMEOUT_SCALE=$(DEBUG_TIMEOUT_SCALE) QW_ITERATION_SCALE=$(DEBUG_ITERATION_SCALE) \
 		tests/vm/debug-suite $(DEBUG_SUITES)
+
+# Documentation/ as HTML in build/htmldocs; any warning (a broken reference,
+# bad markup, a kernel-doc complaint) fails the build.
+htmldocs:
+	KERNELDOC=/usr/src/linux-headers-$(KVER:-amd64=-common)/scripts/kernel-doc \
+		sphinx-build -W --keep-going -q -b html Documentation $(OUTPUT)/htmldocs
 
 # The README's main job: qwatch's live view of slow TCP and HSP servers under
 # bursts of clients in the test VM, for DEMO_SECONDS or until Ctrl-C.

@@ -104,17 +104,20 @@ def socket_in(ns, *args, **kwargs):
 
 
 class AcceptThread(threading.Thread):
-    """accept() on @listener in a thread of its own; .errno is what it failed with."""
+    """accept() on @listener in a thread of its own; .peer is the address
+    of the connection it returned, .errno what it failed with."""
 
     def __init__(self, listener):
         super().__init__(daemon=True)
         self.listener = listener
+        self.peer = None
         self.errno = None
         self.start()
 
     def run(self):
         try:
-            self.listener.accept()[0].close()
+            child, self.peer = self.listener.accept()
+            child.close()
         except OSError as e:
             self.errno = e.errno
 
