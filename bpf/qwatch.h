@@ -31,7 +31,7 @@ enum qwatch_event_type {
 	QWATCH_EVENT_TYPES,
 };
 
-/* Which handshake step a drop happened at (QWATCH_OVERFLOW). */
+/* Which handshake step a drop happened at (overflow, syn_drop, ack_drop). */
 enum qwatch_stage {
 	QWATCH_STAGE_NONE = 0,
 	QWATCH_STAGE_SYN,
