@@ -62,7 +62,7 @@ endif
 
 bpf: $(OUTPUT)/qwatch.skel.h
 
-user: $(OUTPUT)/qwatch
+user: $(OUTPUT)/qwatch $(OUTPUT)/loadgen
 
 $(OUTPUT) $(OUTPUT)/user $(OUTPUT)/kernel:
 	$(Q)mkdir -p $@
@@ -94,6 +94,11 @@ $(OUTPUT)/user/%.o: user/%.cpp | $(OUTPUT)/user
 $(OUTPUT)/qwatch: $(USER_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CXX) $^ $(LDFLAGS) $(LIBBPF_LIBS) -o $@
+
+# The benchmark's load generator (tests/bench/), built like the reader.
+$(OUTPUT)/loadgen: tests/bench/loadgen.cpp user/file_descriptor.h | $(OUTPUT)
+	$(call msg,CXX,$@)
+	$(Q)$(CXX) $(CXXFLAGS) -Iuser $< $(LDFLAGS) -pthread -o $@
 
 # `make test`: the harness checks on the host, then the whole pytest suite
 # in one VM boot; the exit status is pytest's.

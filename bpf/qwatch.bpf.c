@@ -275,6 +275,45 @@ static __always_inline void on_listen_return(int err)
 		emit(QWATCH_LISTEN, call.listener, NULL, QWATCH_STAGE_NONE);
 }
 
+/*
+ * Each transition has one handler below, called by a kprobe/kretprobe
+ * pair or by an fentry/fexit twin (--attach): fexit sees the arguments and
+ * the return value at once and needs no pending entry.
+ */
+static __always_inline void on_hash_add_done(struct sock *sk, struct request_sock *req, long ret)
+{
+	if (hash_add_returns_bool && !(ret & 0xff))
+		return;	/* a duplicate request was already hashed */
+	if (emit(QWATCH_SYN_RECV, sk, req, QWATCH_STAGE_NONE))
+		queued_now(&request_queued, req);
+}
+
+static __always_inline void on_hashdance_done(struct sock *sk, struct request_sock *req,
+					      struct sock *child)
+{
+	if (!child)
+		return;
+	if (emit_timed(QWATCH_ACK_COMPLETE, sk, child, QWATCH_STAGE_NONE,
+		       time_in_queue(&request_queued, req)))
+		queued_now(&child_queued, child);
+}
+
+static __always_inline void on_req_drop_done(struct sock *sk, struct request_sock *req,
+					     bool from_timer, long unlinked)
+{
+	if (!(unlinked & 0xff))
+		return;
+	time_in_queue(&request_queued, req);
+	emit(from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, sk, req, QWATCH_STAGE_NONE);
+}
+
+static __always_inline void on_accept_done(struct sock *sk, struct sock *child)
+{
+	if (child)
+		emit_timed(QWATCH_ACCEPT, sk, child, QWATCH_STAGE_NONE,
+			   time_in_queue(&child_queued, child));
+}
+
 SEC("kprobe/inet_listen")
 int BPF_KPROBE(inet_listen_entry, struct socket *sock)
 {
@@ -323,12 +362,8 @@ int BPF_KRETPROBE(hash_add_return, long ret)
 {
 	struct pending_call call;
 
-	if (!recall(HOOK_HASH_ADD, &call))
-		return 0;
-	if (hash_add_returns_bool && !(ret & 0xff))
-		return 0;	/* a duplicate request was already hashed */
-	if (emit(QWATCH_SYN_RECV, call.listener, call.req, QWATCH_STAGE_NONE))
-		queued_now(&request_queued, call.req);
+	if (recall(HOOK_HASH_ADD, &call))
+		on_hash_add_done(call.listener, call.req, ret);
 	return 0;
 }
 
@@ -435,11 +470,8 @@ int BPF_KRETPROBE(hashdance_return, struct sock *child)
 {
 	struct pending_call call;
 
-	if (!recall(HOOK_HASHDANCE, &call) || !child)
-		return 0;
-	if (emit_timed(QWATCH_ACK_COMPLETE, call.listener, child, QWATCH_STAGE_NONE,
-		       time_in_queue(&request_queued, call.req)))
-		queued_now(&child_queued, child);
+	if (recall(HOOK_HASHDANCE, &call))
+		on_hashdance_done(call.listener, call.req, child);
 	return 0;
 }
 
@@ -459,11 +491,8 @@ int BPF_KRETPROBE(req_drop_return, long unlinked)
 {
 	struct pending_call call;
 
-	if (!recall(HOOK_REQ_DROP, &call) || !(unlinked & 0xff))
-		return 0;
-	time_in_queue(&request_queued, call.req);
-	emit(call.from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, call.listener, call.req,
-	     QWATCH_STAGE_NONE);
+	if (recall(HOOK_REQ_DROP, &call))
+		on_req_drop_done(call.listener, call.req, call.from_timer, unlinked);
 	return 0;
 }
 
@@ -498,9 +527,90 @@ int BPF_KRETPROBE(inet_csk_accept_return, struct sock *child)
 {
 	struct pending_call call;
 
-	if (recall(HOOK_ACCEPT, &call) && child)
-		emit_timed(QWATCH_ACCEPT, call.listener, child, QWATCH_STAGE_NONE,
-			   time_in_queue(&child_queued, child));
+	if (recall(HOOK_ACCEPT, &call))
+		on_accept_done(call.listener, child);
+	return 0;
+}
+
+/*
+ * fentry/fexit twins of the kprobes on vmlinux functions (--attach fentry):
+ * a BPF trampoline instead of an int3 trap per call. HSP's functions keep
+ * their kprobes: an out-of-tree module built without BTF cannot be traced
+ * this way.
+ */
+SEC("fexit/inet_listen")
+int BPF_PROG(inet_listen_exit, struct socket *sock, int backlog, int err)
+{
+	if (!err)
+		emit(QWATCH_LISTEN, BPF_CORE_READ(sock, sk), NULL, QWATCH_STAGE_NONE);
+	return 0;
+}
+
+SEC("fentry/inet_csk_listen_stop")
+int BPF_PROG(inet_csk_listen_stop_fentry, struct sock *sk)
+{
+	emit(QWATCH_CLOSE, sk, NULL, QWATCH_STAGE_NONE);
+	return 0;
+}
+
+SEC("fexit/inet_csk_reqsk_queue_hash_add")
+int BPF_PROG(hash_add_exit, struct sock *sk, struct request_sock *req, unsigned long timeout,
+	     long ret)
+{
+	on_hash_add_done(sk, req, ret);
+	return 0;
+}
+
+SEC("fentry/tcp_conn_request")
+int BPF_PROG(tcp_conn_request_fentry, void *rsk_ops, void *af_ops, struct sock *sk)
+{
+	remember(HOOK_CONN_REQUEST, sk, NULL, 0);
+	return 0;
+}
+
+SEC("fexit/tcp_conn_request")
+int BPF_PROG(tcp_conn_request_exit)
+{
+	on_conn_request_return();
+	return 0;
+}
+
+SEC("fentry/tcp_check_req")
+int BPF_PROG(tcp_check_req_fentry, struct sock *sk, struct sk_buff *skb, struct request_sock *req)
+{
+	remember(HOOK_CHECK_REQ, sk, req, 0);
+	return 0;
+}
+
+SEC("fexit/tcp_check_req")
+int BPF_PROG(tcp_check_req_exit, struct sock *sk, struct sk_buff *skb, struct request_sock *req,
+	     bool fastopen, bool *req_stolen, struct sock *child)
+{
+	on_check_req_return(child);
+	return 0;
+}
+
+SEC("fexit/inet_csk_complete_hashdance")
+int BPF_PROG(hashdance_exit, struct sock *sk, struct sock *child, struct request_sock *req,
+	     bool own_req, struct sock *ret)
+{
+	on_hashdance_done(sk, req, ret);
+	return 0;
+}
+
+SEC("fexit/__inet_csk_reqsk_queue_drop")
+int BPF_PROG(req_drop_exit, struct sock *sk, struct request_sock *req, bool from_timer,
+	     bool unlinked)
+{
+	on_req_drop_done(sk, req, from_timer, unlinked);
+	return 0;
+}
+
+SEC("fexit/inet_csk_accept")
+int BPF_PROG(inet_csk_accept_exit, struct sock *sk, int flags, int *err, bool kern,
+	     struct sock *child)
+{
+	on_accept_done(sk, child);
 	return 0;
 }
 

@@ -29,3 +29,17 @@ def test_without_root__one_line_reason():
     assert proc.returncode == 1
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
     assert "root" in proc.stderr
+
+
+@pytest.mark.parametrize("mode", ["kprobe", "fentry", "auto"])
+def test_attach_modes__named_in_the_footer(mode):
+    out = run([QWATCH, "--once", "--attach", mode]).stdout
+    # This kernel has BPF trampolines: auto takes fentry.
+    expected = "kprobes" if mode == "kprobe" else "fentry"
+    [footer] = [line for line in out.splitlines() if " lost events, watching " in line]
+    assert footer.endswith(f"; probes: {expected}")
+
+
+def test_bad_attach_mode__one_line_and_status_2():
+    proc = run([QWATCH, "--attach", "uprobe"], check=False)
+    assert proc.returncode == 2 and "--attach" in proc.stderr and proc.stdout == ""

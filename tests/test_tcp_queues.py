@@ -22,9 +22,10 @@ def freeze_input(ns):
     nft(ns, "table inet qwfreeze { chain input { type filter hook input priority 0; policy drop; }; }")
 
 
-@pytest.fixture
-def qwatch(netns_pair):
-    with QwatchStream("--netns", str(netns_pair.server.inode)) as stream:
+@pytest.fixture(params=["kprobe", "fentry"])
+def qwatch(netns_pair, request):
+    """qwatch on the server's namespace, through kprobes or BPF trampolines."""
+    with QwatchStream("--netns", str(netns_pair.server.inode), "--attach", request.param) as stream:
         yield stream
 
 

@@ -3,6 +3,8 @@
 // holds, so that each one is released exactly once on every path.
 #pragma once
 
+#include "file_descriptor.h"
+
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <unistd.h>
@@ -30,35 +32,6 @@ struct BtfDeleter {
   void operator()(btf *btf) const noexcept { btf__free(btf); }
 };
 using BtfPtr = std::unique_ptr<btf, BtfDeleter>;
-
-// A file descriptor closed on destruction; move-only.
-class FileDescriptor {
- public:
-  explicit FileDescriptor(int fd = -1) noexcept : fd_(fd) {}
-  FileDescriptor(FileDescriptor &&other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  FileDescriptor &operator=(FileDescriptor &&other) noexcept
-  {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  FileDescriptor(const FileDescriptor &) = delete;
-  FileDescriptor &operator=(const FileDescriptor &) = delete;
-  ~FileDescriptor() { reset(); }
-
-  int get() const noexcept { return fd_; }
-  void reset() noexcept
-  {
-    if (fd_ >= 0)
-      ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 // A fatal setup error: what failed and the errno it failed with.
 class SetupError : public std::system_error {

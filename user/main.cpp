@@ -47,6 +47,7 @@ struct Options {
   bool want_hsp = true;
   uint32_t pid = 0;  // 0: every process
   int ready_fd = -1;
+  bool stats = false;   // --stats: a JSON line about qwatch itself at exit
   std::string metrics;  // ADDR:PORT, empty: no metrics
   sockaddr_storage metrics_address{};
   socklen_t metrics_length = 0;
@@ -60,7 +61,8 @@ class UsageError : public std::runtime_error {
 constexpr const char kUsage[] =
     "usage: qwatch [-h] [-v] [--json | --events] [--once] [--hist] [--no-color]\n"
     "              [-i SECONDS] [-p PORT] [--proto tcp|hsp|all] [--netns INODE|NAME]\n"
-    "              [--pid PID] [--metrics ADDR:PORT] [--ready-fd FD] [--ring-buffer KIB]\n"
+    "              [--pid PID] [--metrics ADDR:PORT] [--attach fentry|kprobe|auto]\n"
+    "              [--stats] [--ready-fd FD] [--ring-buffer KIB]\n"
     "              [interval [count]]\n"
     "\n"
     "Show the SYN queue and accept queue of every TCP and HSP listener, live.\n"
@@ -76,6 +78,8 @@ constexpr const char kUsage[] =
     "      --netns NS     only this network namespace (inode or ip-netns name)\n"
     "      --pid PID      only listeners this process holds, listened on or accepted from\n"
     "      --metrics A:P  serve Prometheus/OpenMetrics text at http://A:P/metrics\n"
+    "      --attach MODE  fentry, kprobe or auto (default: fentry where supported)\n"
+    "      --stats        at exit, one JSON line on stderr: events, lost, delays\n"
     "      --ready-fd FD  write one byte to FD once the probes are attached\n"
     "      --ring-buffer KIB  size of the event ring buffer (power of two, default 1024)\n"
     "  -v, --verbose      show libbpf's messages\n"
@@ -134,6 +138,8 @@ Options parse_options(int argc, char **argv)
     OPT_NETNS,
     OPT_PID,
     OPT_METRICS,
+    OPT_ATTACH,
+    OPT_STATS,
     OPT_READY_FD,
     OPT_RING_BUFFER
   };
@@ -151,6 +157,8 @@ Options parse_options(int argc, char **argv)
       {"netns", required_argument, nullptr, OPT_NETNS},
       {"pid", required_argument, nullptr, OPT_PID},
       {"metrics", required_argument, nullptr, OPT_METRICS},
+      {"attach", required_argument, nullptr, OPT_ATTACH},
+      {"stats", no_argument, nullptr, OPT_STATS},
       {"ready-fd", required_argument, nullptr, OPT_READY_FD},
       {"ring-buffer", required_argument, nullptr, OPT_RING_BUFFER},
       {nullptr, 0, nullptr, 0},
@@ -212,6 +220,19 @@ Options parse_options(int argc, char **argv)
       if (!parse_endpoint(options.metrics, options.metrics_address, options.metrics_length))
         throw UsageError(std::string("--metrics: '") + optarg +
                          "' is not ADDR:PORT, [ADDR]:PORT or :PORT");
+      break;
+    case OPT_ATTACH:
+      if (!std::strcmp(optarg, "fentry"))
+        options.tracer.attach = AttachMode::kFentry;
+      else if (!std::strcmp(optarg, "kprobe"))
+        options.tracer.attach = AttachMode::kKprobe;
+      else if (!std::strcmp(optarg, "auto"))
+        options.tracer.attach = AttachMode::kAuto;
+      else
+        throw UsageError(std::string("--attach: '") + optarg + "' is not fentry, kprobe or auto");
+      break;
+    case OPT_STATS:
+      options.stats = true;
       break;
     case OPT_READY_FD:
       options.ready_fd = static_cast<int>(parse_unsigned(optarg, INT32_MAX, "--ready-fd"));
@@ -275,9 +296,11 @@ std::string watched_protocols(const Options &options, const Tracer &tracer)
   if (!tracer.watching_hsp())
     hsp += tracer.hsp_loaded() ? " (loaded after qwatch started: listeners only)"
                                : " (module not loaded: listeners only)";
+  std::string how =
+      tracer.attach_mode() == AttachMode::kFentry ? "; probes: fentry" : "; probes: kprobes";
   if (!options.want_hsp)
-    return "tcp";
-  return options.want_tcp ? "tcp, " + hsp : hsp;
+    return "tcp" + how;
+  return (options.want_tcp ? "tcp, " + hsp : hsp) + how;
 }
 
 // Handshakes and accepts per second of each listener over the last interval.
@@ -303,6 +326,39 @@ class RateMeter {
  private:
   std::map<uint64_t, std::pair<uint64_t, uint64_t>> previous_;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+// How long events take from the probe to the reader, for --stats.
+class DelayMeter {
+ public:
+  void record(uint64_t event_ts_ns)
+  {
+    events_++;
+    if (samples_ns_.size() < kMaxSamples)
+      samples_ns_.push_back(clock_ns(CLOCK_MONOTONIC) - event_ts_ns);
+  }
+
+  std::string json(uint64_t lost, const char *attach)
+  {
+    std::sort(samples_ns_.begin(), samples_ns_.end());
+    auto percentile = [this](double p) {
+      return samples_ns_.empty() ? 0
+                                 : samples_ns_[static_cast<size_t>(p * (samples_ns_.size() - 1))];
+    };
+    char line[256];
+    std::snprintf(line, sizeof(line),
+                  "{\"events\":%llu,\"lost\":%llu,\"attach\":\"%s\",\"delay_p50_ns\":%llu,"
+                  "\"delay_p99_ns\":%llu}",
+                  static_cast<unsigned long long>(events_), static_cast<unsigned long long>(lost),
+                  attach, static_cast<unsigned long long>(percentile(0.5)),
+                  static_cast<unsigned long long>(percentile(0.99)));
+    return line;
+  }
+
+ private:
+  static constexpr size_t kMaxSamples = 1 << 22;
+  uint64_t events_ = 0;
+  std::vector<uint64_t> samples_ns_;
 };
 
 class Watch {
@@ -338,6 +394,8 @@ class Watch {
 
   void on_event(qwatch_event event)
   {
+    if (options_.stats)
+      delays_.record(event.ts_ns);
     bool was_selected = selected(table_.find(event.listener));
     uint32_t id = table_.apply_event(event);
     if (!id || !(was_selected || selected(table_.find(event.listener))))
@@ -386,9 +444,9 @@ class Watch {
   void report_changes()
   {
     if (tracer_.follow_hsp_module() && options_.mode == Mode::kJson) {
-      std::puts(hsp_module_json(clock_ns(CLOCK_MONOTONIC), tracer_.hsp_loaded(),
-                                tracer_.watching_hsp())
-                    .c_str());
+      std::puts(
+          hsp_module_json(clock_ns(CLOCK_MONOTONIC), tracer_.hsp_loaded(), tracer_.watching_hsp())
+              .c_str());
       std::fflush(stdout);
     }
     uint64_t lost = tracer_.lost_events();
@@ -405,6 +463,7 @@ class Watch {
   NetnsNames netns_names_;
   RateMeter rates_;
   uint64_t lost_reported_ = 0;
+  DelayMeter delays_;
   Tracer tracer_;  // after what its callback uses
   std::optional<MetricsServer> metrics_;
 };
@@ -471,6 +530,12 @@ int Watch::run()
   }
   if (options_.mode == Mode::kEvents && options_.histograms)
     print_histograms(stdout, shown_listeners(), netns_names_);
+  if (options_.stats)
+    std::fprintf(stderr, "%s\n",
+                 delays_
+                     .json(tracer_.lost_events(),
+                           tracer_.attach_mode() == AttachMode::kFentry ? "fentry" : "kprobe")
+                     .c_str());
   return 0;
 }
 

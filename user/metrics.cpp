@@ -62,8 +62,8 @@ std::string labels_of(const qwatch_event &e, const std::string &extra = "")
 {
   std::string labels = "{netns=\"" + std::to_string(e.netns) + "\",proto=\"" +
                        protocol_name(e.protocol) + "\",laddr=\"" +
-                       address_string(e.family, e.laddr) + "\",lport=\"" +
-                       std::to_string(e.lport) + "\"";
+                       address_string(e.family, e.laddr) + "\",lport=\"" + std::to_string(e.lport) +
+                       "\"";
   if (!extra.empty())
     labels += "," + extra;
   return labels + "}";
@@ -85,8 +85,7 @@ void histogram(Exposition &out, std::string_view name,
       std::snprintf(le, sizeof(le), "le=\"%.6f\"", Log2Histogram::bucket_limit_us(i) / 1e6);
       out.sample(std::string(name) + "_bucket", labels_of(state->latest, le), cumulative);
     }
-    out.sample(std::string(name) + "_bucket", labels_of(state->latest, "le=\"+Inf\""),
-               h.count());
+    out.sample(std::string(name) + "_bucket", labels_of(state->latest, "le=\"+Inf\""), h.count());
     out.sample(std::string(name) + "_count", labels_of(state->latest), h.count());
     out.sample(std::string(name) + "_sum", labels_of(state->latest), h.sum_ns() / 1e9);
   }
@@ -95,8 +94,8 @@ void histogram(Exposition &out, std::string_view name,
 std::string http_response(std::string_view status, std::string_view type, const std::string &body)
 {
   return "HTTP/1.0 " + std::string(status) + "\r\nContent-Type: " + std::string(type) +
-         "\r\nContent-Length: " + std::to_string(body.size()) +
-         "\r\nConnection: close\r\n\r\n" + body;
+         "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+         body;
 }
 
 }  // namespace
@@ -111,7 +110,8 @@ std::string render_metrics(const std::vector<const ListenerState *> &listeners,
     uint32_t qwatch_event::*field;
   };
   for (const Gauge &gauge : {
-           Gauge{"qwatch_syn_queue_length", "Request socks in the SYN queue (icsk_accept_queue.qlen).",
+           Gauge{"qwatch_syn_queue_length",
+                 "Request socks in the SYN queue (icsk_accept_queue.qlen).",
                  &qwatch_event::syn_queue},
            Gauge{"qwatch_syn_queue_max",
                  "Limit of the SYN queue: the listen() backlog (sk_max_ack_backlog).",
@@ -154,8 +154,7 @@ std::string render_metrics(const std::vector<const ListenerState *> &listeners,
   out.family("qwatch_handshake_duration_seconds", "histogram",
              "From SYN queued to child created (the final ACK's arrival).");
   histogram(out, "qwatch_handshake_duration_seconds", listeners, &ListenerState::handshake_time);
-  out.family("qwatch_accept_wait_seconds", "histogram",
-             "From child queued to accept() taking it.");
+  out.family("qwatch_accept_wait_seconds", "histogram", "From child queued to accept() taking it.");
   histogram(out, "qwatch_accept_wait_seconds", listeners, &ListenerState::accept_wait);
   return out.finish();
 }
@@ -243,14 +242,14 @@ bool MetricsServer::read_request(Client &client, const Renderer &render)
 
   std::string_view request(client.request);
   std::string_view line = request.substr(0, request.find("\r\n"));
-  bool openmetrics = request.substr(0, end).find("application/openmetrics-text") !=
-                     std::string_view::npos;
+  bool openmetrics =
+      request.substr(0, end).find("application/openmetrics-text") != std::string_view::npos;
   if (line.starts_with("GET /metrics ") || line == "GET /metrics") {
-    client.response = http_response(
-        "200 OK",
-        openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                    : "text/plain; version=0.0.4; charset=utf-8",
-        render(openmetrics));
+    client.response =
+        http_response("200 OK",
+                      openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                  : "text/plain; version=0.0.4; charset=utf-8",
+                      render(openmetrics));
   } else if (line.starts_with("GET ")) {
     client.response = http_response("404 Not Found", "text/plain", "qwatch serves /metrics\n");
   } else {

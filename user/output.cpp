@@ -214,15 +214,13 @@ void print_table(std::FILE *out, const std::vector<TableRow> &rows, const TableO
   for (const TableRow &row : rows) {
     const ListenerState &state = *row.listener;
     const qwatch_event &e = state.latest;
-    std::fprintf(out, "%-12s %-5s %-22s %s %5u %s %5u %6u %6llu %7.1f %7.1f\n",
-                 options.netns_names.label(e.netns).c_str(), protocol_name(e.protocol),
-                 local_endpoint(e).c_str(),
-                 queue_cell(e.syn_queue, e.accept_max, options.color).c_str(),
-                 state.peak_syn_queue,
-                 queue_cell(e.accept_queue, e.accept_max, options.color).c_str(),
-                 state.peak_accept_queue, e.drops,
-                 static_cast<unsigned long long>(state.synack_retransmits), row.handshakes_per_s,
-                 row.accepts_per_s);
+    std::fprintf(
+        out, "%-12s %-5s %-22s %s %5u %s %5u %6u %6llu %7.1f %7.1f\n",
+        options.netns_names.label(e.netns).c_str(), protocol_name(e.protocol),
+        local_endpoint(e).c_str(), queue_cell(e.syn_queue, e.accept_max, options.color).c_str(),
+        state.peak_syn_queue, queue_cell(e.accept_queue, e.accept_max, options.color).c_str(),
+        state.peak_accept_queue, e.drops, static_cast<unsigned long long>(state.synack_retransmits),
+        row.handshakes_per_s, row.accepts_per_s);
   }
   std::fprintf(out, "%zu listeners, %llu lost events, watching %s\n", rows.size(),
                static_cast<unsigned long long>(options.lost_events), options.protocols.c_str());
@@ -239,13 +237,13 @@ std::string event_line(const qwatch_event &e, const NetnsNames &netns_names,
   std::strftime(clock, sizeof(clock), "%H:%M:%S", &local);
 
   char line[320];
-  int n = std::snprintf(line, sizeof(line), "%s.%06lld %-17s %-12s %-4s %-22s peer %-22s "
-                        "syn %u/%u accept %u/%u",
-                        clock, static_cast<long long>(wall_ns % 1000000000 / 1000),
-                        event_name(e.type), netns_names.label(e.netns).c_str(),
-                        protocol_name(e.protocol), local_endpoint(e).c_str(),
-                        peer_endpoint(e).c_str(), e.syn_queue, e.accept_max, e.accept_queue,
-                        e.accept_max);
+  int n = std::snprintf(
+      line, sizeof(line),
+      "%s.%06lld %-17s %-12s %-4s %-22s peer %-22s "
+      "syn %u/%u accept %u/%u",
+      clock, static_cast<long long>(wall_ns % 1000000000 / 1000), event_name(e.type),
+      netns_names.label(e.netns).c_str(), protocol_name(e.protocol), local_endpoint(e).c_str(),
+      peer_endpoint(e).c_str(), e.syn_queue, e.accept_max, e.accept_queue, e.accept_max);
   std::string text(line, static_cast<size_t>(std::max(n, 0)));
   if (const char *stage = stage_name(e.stage))
     text += std::string(" at ") + stage;

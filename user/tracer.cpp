@@ -5,6 +5,7 @@
 #include <bpf/btf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -19,8 +20,9 @@ namespace {
 struct ProbedFunction {
   const char *name;
   bool required;
-  std::vector<bpf_program *> programs;
-  const char *module = nullptr;  // the module defining it; nullptr: vmlinux
+  std::vector<bpf_program *> kprobe_programs;
+  std::vector<bpf_program *> fentry_programs;  // the same through BPF trampolines
+  const char *module = nullptr;                // the module defining it; nullptr: vmlinux
 };
 
 bool kernel_has_function(const btf *vmlinux, const char *name)
@@ -79,7 +81,24 @@ Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
 {
   BtfPtr vmlinux{
       check_ptr(btf__load_vmlinux_btf(), "reading the kernel's BTF (needs CONFIG_DEBUG_INFO_BTF)")};
-  if (!kernel_has_kprobes())
+  if (settings.attach != AttachMode::kAuto) {
+    setup(settings, settings.attach, vmlinux.get());
+    return;
+  }
+  // fentry where the kernel has BPF trampolines, kprobes otherwise.
+  try {
+    setup(settings, AttachMode::kFentry, vmlinux.get());
+  } catch (const SetupError &) {
+    ring_buffer_.reset();
+    skel_.reset();
+    setup(settings, AttachMode::kKprobe, vmlinux.get());
+  }
+}
+
+void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *vmlinux)
+{
+  bool kprobes = kernel_has_kprobes();
+  if (mode == AttachMode::kKprobe && !kprobes)
     throw SetupError(EOPNOTSUPP, "this kernel has no kprobes (needs CONFIG_KPROBES)");
 
   skel_.reset(check_ptr(qwatch_bpf::open(), "opening the BPF object"));
@@ -89,46 +108,86 @@ Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
   check(bpf_map__set_max_entries(skel_->maps.events, settings.ring_buffer_bytes),
         "sizing the ring buffer");
   skel_->rodata->hash_add_returns_bool =
-      function_returns_bool(vmlinux.get(), "inet_csk_reqsk_queue_hash_add");
+      function_returns_bool(vmlinux, "inet_csk_reqsk_queue_hash_add");
 
   auto *progs = &skel_->progs;
   const ProbedFunction functions[] = {
-      {"inet_listen", false, {progs->inet_listen_entry, progs->inet_listen_return}},
-      {"inet_csk_listen_stop", false, {progs->inet_csk_listen_stop_entry}},
-      {"inet_csk_reqsk_queue_hash_add", true, {progs->hash_add_entry, progs->hash_add_return}},
-      {"tcp_conn_request", false, {progs->tcp_conn_request_entry, progs->tcp_conn_request_return}},
-      {"tcp_check_req", false, {progs->tcp_check_req_entry, progs->tcp_check_req_return}},
-      {"inet_csk_complete_hashdance", true, {progs->hashdance_entry, progs->hashdance_return}},
-      {"__inet_csk_reqsk_queue_drop", false, {progs->req_drop_entry, progs->req_drop_return}},
-      {"tcp_rtx_synack", false, {progs->tcp_retransmit_synack}},
-      {"inet_csk_accept", true, {progs->inet_csk_accept_entry, progs->inet_csk_accept_return}},
-      {"hsp_listen", false, {progs->hsp_listen_entry, progs->hsp_listen_return}, "hsp"},
+      {"inet_listen",
+       false,
+       {progs->inet_listen_entry, progs->inet_listen_return},
+       {progs->inet_listen_exit}},
+      {"inet_csk_listen_stop",
+       false,
+       {progs->inet_csk_listen_stop_entry},
+       {progs->inet_csk_listen_stop_fentry}},
+      {"inet_csk_reqsk_queue_hash_add",
+       true,
+       {progs->hash_add_entry, progs->hash_add_return},
+       {progs->hash_add_exit}},
+      {"tcp_conn_request",
+       false,
+       {progs->tcp_conn_request_entry, progs->tcp_conn_request_return},
+       {progs->tcp_conn_request_fentry, progs->tcp_conn_request_exit}},
+      {"tcp_check_req",
+       false,
+       {progs->tcp_check_req_entry, progs->tcp_check_req_return},
+       {progs->tcp_check_req_fentry, progs->tcp_check_req_exit}},
+      {"inet_csk_complete_hashdance",
+       true,
+       {progs->hashdance_entry, progs->hashdance_return},
+       {progs->hashdance_exit}},
+      {"__inet_csk_reqsk_queue_drop",
+       false,
+       {progs->req_drop_entry, progs->req_drop_return},
+       {progs->req_drop_exit}},
+      {"tcp_rtx_synack", false, {progs->tcp_retransmit_synack}, {progs->tcp_retransmit_synack}},
+      {"inet_csk_accept",
+       true,
+       {progs->inet_csk_accept_entry, progs->inet_csk_accept_return},
+       {progs->inet_csk_accept_exit}},
+      {"hsp_listen", false, {progs->hsp_listen_entry, progs->hsp_listen_return}, {}, "hsp"},
       {"hsp_conn_request",
        false,
        {progs->hsp_conn_request_entry, progs->hsp_conn_request_return},
+       {},
        "hsp"},
-      {"hsp_check_req", false, {progs->hsp_check_req_entry, progs->hsp_check_req_return}, "hsp"},
-      {"hsp_rtx_synack", false, {progs->hsp_rtx_synack_entry}, "hsp"},
+      {"hsp_check_req",
+       false,
+       {progs->hsp_check_req_entry, progs->hsp_check_req_return},
+       {},
+       "hsp"},
+      {"hsp_rtx_synack", false, {progs->hsp_rtx_synack_entry}, {}, "hsp"},
   };
+  hsp_programs_.clear();
+  // HSP's functions have no BTF (an out-of-tree module): kprobes only.
   watching_hsp_ = hsp_loaded_ = module_loaded("hsp");
+  watching_hsp_ = watching_hsp_ && kprobes;
   for (const auto &function : functions) {
+    bool use_fentry = mode == AttachMode::kFentry && !function.module;
+    const auto &used = use_fentry ? function.fentry_programs : function.kprobe_programs;
+    const auto &unused = use_fentry ? function.kprobe_programs : function.fentry_programs;
+    for (bpf_program *prog : unused) {
+      if (std::find(used.begin(), used.end(), prog) == used.end())
+        bpf_program__set_autoload(prog, false);
+    }
     if (function.module && watching_hsp_)
-      hsp_programs_.insert(hsp_programs_.end(), function.programs.begin(), function.programs.end());
-    bool present = function.module ? module_loaded(function.module)
-                                   : kernel_has_function(vmlinux.get(), function.name);
+      hsp_programs_.insert(hsp_programs_.end(), used.begin(), used.end());
+    bool present = function.module ? watching_hsp_ : kernel_has_function(vmlinux, function.name);
     if (present)
       continue;
     if (function.required)
       throw SetupError(ENOENT, std::string("this kernel has no ") + function.name + "() to probe");
-    for (bpf_program *prog : function.programs)
+    for (bpf_program *prog : used)
       bpf_program__set_autoload(prog, false);
   }
 
-  check(qwatch_bpf::load(skel_.get()), "loading the BPF programs");
-  check(qwatch_bpf::attach(skel_.get()), "attaching the BPF programs");
+  const char *how = mode == AttachMode::kFentry ? " (fentry)" : " (kprobes)";
+  check(qwatch_bpf::load(skel_.get()), std::string("loading the BPF programs") + how);
+  check(qwatch_bpf::attach(skel_.get()), std::string("attaching the BPF programs") + how);
   ring_buffer_.reset(check_ptr(
       ring_buffer__new(bpf_map__fd(skel_->maps.events), &Tracer::handle_event, this, nullptr),
       "creating the ring buffer"));
+  attach_mode_ = mode;
 }
 
 bool Tracer::follow_hsp_module()

@@ -14,7 +14,12 @@
 
 namespace qwatch {
 
+// How the programs attach to kernel functions: BPF trampolines (fentry and
+// fexit) or kprobes; auto takes fentry where the kernel supports it.
+enum class AttachMode { kAuto, kFentry, kKprobe };
+
 struct TracerSettings {
+  AttachMode attach = AttachMode::kAuto;
   uint32_t netns = 0;                    // 0: every network namespace
   uint16_t lport = 0;                    // 0: every port
   uint8_t protocol = 0;                  // 0: TCP and HSP
@@ -49,6 +54,8 @@ class Tracer {
   // queue transitions, but not its drop reasons, listen() or retransmits.
   bool watching_hsp() const { return watching_hsp_; }
   bool hsp_loaded() const { return hsp_loaded_; }
+  // kFentry or kKprobe: what the programs on vmlinux functions use.
+  AttachMode attach_mode() const { return attach_mode_; }
 
   // Follows the hsp module being unloaded and loaded again, re-attaching
   // HSP's probes where they were loaded at start; true when it changed.
@@ -56,10 +63,12 @@ class Tracer {
 
  private:
   static int handle_event(void *ctx, void *data, size_t size) noexcept;
+  void setup(const TracerSettings &settings, AttachMode mode, const btf *vmlinux);
 
   EventHandler on_event_;
   bool watching_hsp_ = false;
   bool hsp_loaded_ = false;
+  AttachMode attach_mode_ = AttachMode::kKprobe;
   std::vector<bpf_program *> hsp_programs_;  // loaded because hsp was at start
   SkeletonPtr<qwatch_bpf> skel_;
   RingBufferPtr ring_buffer_;  // after skel_: freed before the maps it reads

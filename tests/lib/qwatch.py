@@ -71,5 +71,6 @@ class QwatchStream(Background):
         """Stops qwatch; fails if any object it printed was off its schema."""
         status = super().stop(timeout)
         self._reader.join(timeout)
-        assert not self.schema_errors, "\n".join(self.schema_errors)
+        assert not self.schema_errors, (f"{len(self.schema_errors)} objects off the schema, "
+                                        "the first: " + "\n".join(self.schema_errors[:3]))
         return status
