@@ -40,7 +40,7 @@ USER_SRCS := $(wildcard user/*.cpp)
 USER_OBJS := $(patsubst user/%.cpp,$(OUTPUT)/user/%.o,$(USER_SRCS))
 KMOD_SRCS := $(wildcard kmod/*.c)
 
-.PHONY: all deps deps-debug kmod bpf user test test-host test-vm test-debug demo htmldocs vm-shell clean
+.PHONY: all deps deps-debug kmod bpf user test test-host test-vm test-debug demo bench htmldocs vm-shell clean
 all: kmod bpf user
 
 deps:
@@ -148,6 +148,12 @@ test-debug: deps-debug bpf user
 htmldocs:
 	KERNELDOC=/usr/src/linux-headers-$(KVER:-amd64=-common)/scripts/kernel-doc \
 		sphinx-build -W --keep-going -q -b html Documentation $(OUTPUT)/htmldocs
+
+# Handshake rates of TCP and HSP and qwatch's cost, in interleaved rounds in
+# one VM run (tests/bench/bench.py); results in build/bench/. Not in `make test`.
+bench: all
+	@$(MAKE) --no-print-directory deps DEPS=gnuplot-nox
+	tests/vm/run --kernel $(KVER) -- $(PYTHON) tests/bench/bench.py
 
 # The README's main job: qwatch's live view of slow TCP and HSP servers under
 # bursts of clients in the test VM, for DEMO_SECONDS or until Ctrl-C.

@@ -18,6 +18,12 @@
 #define AF_INET6	10
 #define TCP_LISTEN	10
 
+/*
+ * Wake the reader only once this much is waiting (it also polls every
+ * few ms): a wakeup per event costs the reader a poll() round per event.
+ */
+#define WAKEUP_BYTES	(64 * sizeof(struct qwatch_event))
+
 /* Set by the reader before load. */
 const volatile __u32 filter_netns = 0;
 const volatile __u16 filter_lport = 0;
@@ -205,7 +211,8 @@ static __always_inline bool emit_timed(enum qwatch_event_type type, const struct
 		e->pid = bpf_get_current_pid_tgid() >> 32;
 	read_queues(e, sk);
 	read_peer(e, peer);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ?
+			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return true;
 }
 

@@ -361,6 +361,11 @@ class DelayMeter {
   std::vector<uint64_t> samples_ns_;
 };
 
+// How often queued events are read without a wakeup, and the hsp module and
+// the lost-event counter are checked.
+constexpr std::chrono::milliseconds kDrainEvery{10};
+constexpr std::chrono::milliseconds kCheckEvery{100};
+
 class Watch {
  public:
   explicit Watch(const Options &options)
@@ -496,6 +501,7 @@ int Watch::run()
       std::chrono::duration<double>(options_.interval_s));
   auto next_resync = std::chrono::steady_clock::now() + interval;
   unsigned long tables = 0;
+  auto next_check = std::chrono::steady_clock::now();
   auto render_metrics_now = [this](bool openmetrics) {
     return render_metrics(shown_listeners(), tracer_.lost_events(), openmetrics);
   };
@@ -506,7 +512,9 @@ int Watch::run()
       metrics_->append_poll_fds(fds);
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
         next_resync - std::chrono::steady_clock::now());
-    int timeout_ms = static_cast<int>(std::clamp<int64_t>(wait.count(), 0, 100));
+    // The BPF side wakes us only for a batch; events trickling in wait
+    // at most kDrainEvery.
+    int timeout_ms = static_cast<int>(std::clamp<int64_t>(wait.count(), 0, kDrainEvery.count()));
     if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
       std::fprintf(stderr, "qwatch: waiting for events: %s\n", std::strerror(errno));
       return 1;
@@ -517,7 +525,10 @@ int Watch::run()
     }
     if (metrics_)
       metrics_->serve(fds, render_metrics_now);
-    report_changes();
+    if (auto now = std::chrono::steady_clock::now(); now >= next_check) {
+      report_changes();
+      next_check = now + kCheckEvery;
+    }
     if (std::chrono::steady_clock::now() < next_resync)
       continue;
     next_resync += interval;
