@@ -65,6 +65,36 @@ class HeldClients:
             sock.close()
 
 
+class Scene:
+    """A TCP listener on a fixed port watched by qwatch, with one request
+    per source port in @sports waiting in its SYN queue (final ACKs held);
+    .lines starts the evidence with the requests' syn_recv events."""
+
+    def __init__(self, pair, port, sports):
+        self.pair, self.port, self.sports = pair, port, sports
+        self.listener = socket_in(pair.server, socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind((pair.server_addr, port))
+        self.listener.listen(8)
+        self.qwatch = QwatchStream("--netns", pair.server.name, "--port", str(port))
+        self.clients = HeldClients(pair, port, sports)
+        self.qwatch.wait_for(lambda q: len(self.shown()) == len(sports),
+                             what=f"{len(sports)} syn_recv events")
+        self.lines = [f"# {len(sports)} clients from ports {sports[0]}-{sports[-1]}, "
+                      "final ACKs held"]
+        self.lines += [line(e) for e in self.shown()]
+
+    def shown(self):
+        return [e for e in self.qwatch.select(lport=self.port) if e["event"] in SHOWN]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.qwatch.stop()
+        self.clients.close()
+        self.listener.close()
+
+
 def line(event):
     return (f"{event['event']:<13} peer {event['raddr']}:{event['rport']}  "
             f"syn_queue {event['syn_queue']}  accept_queue {event['accept_queue']}")
@@ -77,24 +107,17 @@ def write_evidence(name, lines):
 
 def test_an_ack_completes_exactly_its_own_request(netns_pair, one_cpu):
     server, port, sports = netns_pair.server, 8080, list(range(40001, 40006))
-    listener = socket_in(server, socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind((netns_pair.server_addr, port))
-    listener.listen(8)
-    with QwatchStream("--netns", server.name, "--port", str(port)) as qwatch:
-        shown = lambda: [e for e in qwatch.select(lport=port) if e["event"] in SHOWN]
-        clients = HeldClients(netns_pair, port, sports)
-        qwatch.wait_for(lambda q: len(shown()) == len(sports), what="five syn_recv events")
+    with Scene(netns_pair, port, sports) as scene:
         assert syn_recv_ports(server, port) == sports
-        lines = [f"# {len(sports)} clients from ports {sports[0]}-{sports[-1]}, final ACKs held"]
-        lines += [line(e) for e in shown()]
+        lines = scene.lines
         lines.append(f"# ss -tn state syn-recv: peers {' '.join(map(str, sports))}")
 
-        clients.let_through(40003)
+        scene.clients.let_through(40003)
         lines.append("# only the final ACK from port 40003 is let through")
-        qwatch.wait_for(lambda q: len(shown()) == len(sports) + 1, timeout=60,
-                        what="the one ack_complete")
+        scene.qwatch.wait_for(lambda q: len(scene.shown()) == len(sports) + 1, timeout=60,
+                              what="the one ack_complete")
         wait_until(lambda: ss_listener(server, port)[0] == 1, what="one child per ss")
-        [completed] = shown()[len(sports):]
+        [completed] = scene.shown()[len(sports):]
         assert (completed["event"], completed["rport"]) == ("ack_complete", 40003)
         assert (completed["syn_queue"], completed["accept_queue"]) == (len(sports) - 1, 1)
         left = [p for p in sports if p != 40003]
@@ -102,35 +125,27 @@ def test_an_ack_completes_exactly_its_own_request(netns_pair, one_cpu):
         lines.append(line(completed))
         lines.append(f"# ss -tn state syn-recv: peers {' '.join(map(str, left))}")
     write_evidence("ack-finds-its-request.txt", lines)
-    clients.close()
-    listener.close()
 
 
 def test_accept_sleeps_until_one_handshake_completes(netns_pair, one_cpu):
     server, port, sports = netns_pair.server, 8081, [40011, 40012, 40013]
-    listener = socket_in(server, socket.AF_INET, socket.SOCK_STREAM)
-    listener.bind((netns_pair.server_addr, port))
-    listener.listen(8)
-    with QwatchStream("--netns", server.name, "--port", str(port)) as qwatch:
-        shown = lambda: [e for e in qwatch.select(lport=port) if e["event"] in SHOWN]
-        clients = HeldClients(netns_pair, port, sports)
-        qwatch.wait_for(lambda q: len(shown()) == len(sports), what="three syn_recv events")
-        lines = [f"# {len(sports)} clients from ports {sports[0]}-{sports[-1]}, final ACKs held"]
-        lines += [line(e) for e in shown()]
-
-        accepter = AcceptThread(listener)
+    with Scene(netns_pair, port, sports) as scene:
+        lines = scene.lines
+        accepter = AcceptThread(scene.listener)
         wait_until(accepter.blocked, what="accept() to block")
         assert syn_recv_ports(server, port) == sports and ss_listener(server, port)[0] == 0
-        lines.append(f"# accept() called: it sleeps in the kernel "
-                     f"(wchan {open(f'/proc/{accepter.native_id}/wchan').read()}) with "
+        with open(f"/proc/{accepter.native_id}/wchan") as f:
+            wchan = f.read()
+        lines.append(f"# accept() called: it sleeps in the kernel (wchan {wchan}) with "
                      f"{len(sports)} requests in the SYN queue and none in the accept queue")
 
-        clients.let_through(40012)
+        scene.clients.let_through(40012)
         lines.append("# only the final ACK from port 40012 is let through")
         accepter.join(60)
         assert not accepter.is_alive() and accepter.peer == (netns_pair.client_addr, 40012)
-        qwatch.wait_for(lambda q: len(shown()) == len(sports) + 2, what="ack_complete, accept")
-        completed, accepted = shown()[len(sports):]
+        scene.qwatch.wait_for(lambda q: len(scene.shown()) == len(sports) + 2,
+                              what="ack_complete, accept")
+        completed, accepted = scene.shown()[len(sports):]
         assert (completed["event"], completed["rport"]) == ("ack_complete", 40012)
         assert (accepted["event"], accepted["rport"]) == ("accept", 40012)
         left = [p for p in sports if p != 40012]
@@ -139,5 +154,3 @@ def test_accept_sleeps_until_one_handshake_completes(netns_pair, one_cpu):
         lines.append(f"# accept() returned {accepter.peer[0]}:{accepter.peer[1]}; "
                      f"ss -tn state syn-recv: peers {' '.join(map(str, left))}")
     write_evidence("accept-sleeps-on-the-accept-queue.txt", lines)
-    clients.close()
-    listener.close()

@@ -4,11 +4,11 @@
 import signal
 import socket
 
-from lib.cmd import run
+from lib.cmd import run, wait_until
 from lib.hsp_wire import drop_unmarked_resets, raw_sender, tcp_syn
 from lib.kernel import ss_syn_recv
 from lib.netns import socket_in
-from lib.qwatch import QwatchStream
+from lib.qwatch import QwatchStream, free_port, metric_value, scrape
 
 FLOOD_MARK = 44
 
@@ -27,7 +27,9 @@ def test_ring_buffer_overflow__counted_then_exact_again(netns_pair):
         sender.sendto(tcp_syn(netns_pair.client_addr, netns_pair.server_addr, sport, port, sport),
                       (netns_pair.server_addr, 0))
 
-    with QwatchStream("--ring-buffer", "4", "--netns", str(server.inode)) as qwatch:
+    metrics_port = free_port()
+    with QwatchStream("--ring-buffer", "4", "--netns", str(server.inode), "-i", "0.2",
+                      "--metrics", f"127.0.0.1:{metrics_port}") as qwatch:
         # A stopped reader drains nothing: 2000 SYNs' events cannot fit in 4 KiB.
         qwatch.proc.send_signal(signal.SIGSTOP)
         for sport in range(10000, 12000):
@@ -37,6 +39,12 @@ def test_ring_buffer_overflow__counted_then_exact_again(netns_pair):
         delivered = len([e for e in qwatch.select(lport=port)
                          if e["event"] in ("syn_recv", "syn_drop")])
         assert lost["total"] > 0 and delivered + lost["total"] >= 2000
+        # With no event since, the periodic resync alone makes the numbers
+        # the kernel's again.
+        wait_until(lambda: metric_value(scrape(metrics_port), "qwatch_syn_queue_length",
+                                        lport=port) == ss_syn_recv(server, port),
+                   what="the resync to restore the SYN queue length")
+        assert metric_value(scrape(metrics_port), "qwatch_lost_events_total") == lost["total"]
 
         # The next event carries the kernel's absolute values again.
         seen = len(qwatch.select(lport=port))

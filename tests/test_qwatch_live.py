@@ -21,7 +21,7 @@ from lib import hsp
 from lib.cmd import Background, run, wait_until
 from lib.kernel import nstat, ss_listener, ss_syn_recv
 from lib.netns import socket_in
-from lib.qwatch import QWATCH, QwatchStream, once
+from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, once, scrape
 from lib.tcp import connect_many, hold_final_acks, release_final_acks, tcp_listener
 
 REPORTS = os.path.join(hsp.REPO, "build", "reports")
@@ -202,24 +202,6 @@ def test_hist__latencies_fall_inside_the_measured_window(netns_pair):
     assert {b: n for b, n in waited.items() if n} == {log2_bucket_of(wait_ns): 1}, out
     for sock in (child, conn, listener):
         sock.close()
-
-
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
-        return reply.read().decode()
-
-
-def metric_value(text, name, **labels):
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_accept_blocked_before_qwatch_started__counted(netns_pair):

@@ -3,7 +3,9 @@
 
 import json
 import os
+import socket
 import threading
+import urllib.request
 
 import jsonschema
 
@@ -74,3 +76,24 @@ class QwatchStream(Background):
         assert not self.schema_errors, (f"{len(self.schema_errors)} objects off the schema, "
                                         "the first: " + "\n".join(self.schema_errors[:3]))
         return status
+
+
+def scrape(port):
+    """The text qwatch --metrics serves on 127.0.0.1:@port."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        return reply.read().decode()
+
+
+def metric_value(text, name, **labels):
+    """The value of the first sample of @name with @labels in @text, or None."""
+    for line in text.splitlines():
+        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def free_port():
+    """A TCP port nobody listens on now, for --metrics."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
