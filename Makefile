@@ -138,7 +138,7 @@ test-debug: deps-debug bpf user
 		--exclude='.*.cmd' --exclude=Module.symvers --exclude=modules.order \
 		kmod/ $(DEBUG_KERNEL)/kmod/
 	$(MAKE) -C $(DEBUG_KERNEL)/obj M=$(CURDIR)/$(DEBUG_KERNEL)/kmod W=1 modules
-	tests/vm/run --vmlinux $(DEBUG_KERNEL)/vmlinux --memory 3072 --timeout 14400 \
+	tests/vm/run --image $(DEBUG_KERNEL)/bzImage --memory 3072 --timeout 14400 \
 		--append '$(VM_APPEND)' -v -- env HSP_MODULE=$(CURDIR)/$(DEBUG_KERNEL)/kmod/hsp.ko \
 		QW_TIMEOUT_SCALE=$(DEBUG_TIMEOUT_SCALE) QW_ITERATION_SCALE=$(DEBUG_ITERATION_SCALE) \
 		tests/vm/debug-suite $(DEBUG_SUITES)

@@ -44,7 +44,8 @@ def test_ring_buffer_overflow__counted_then_exact_again(netns_pair):
         wait_until(lambda: metric_value(scrape(metrics_port), "qwatch_syn_queue_length",
                                         lport=port) == ss_syn_recv(server, port),
                    what="the resync to restore the SYN queue length")
-        assert metric_value(scrape(metrics_port), "qwatch_lost_events_total") == lost["total"]
+        # Counted in the metrics too (more may have been lost since that line).
+        assert metric_value(scrape(metrics_port), "qwatch_lost_events_total") >= lost["total"]
 
         # The next event carries the kernel's absolute values again.
         seen = len(qwatch.select(lport=port))

@@ -13,6 +13,11 @@ from lib.qwatch import QwatchStream, once
 from lib.tcp import connect_many, hold_final_acks, release_final_acks, tcp_listener
 
 
+def listeners_now(ns, port):
+    """qwatch --once's listeners on @port in @ns (ports repeat across namespaces)."""
+    return [entry for entry in once("--netns", str(ns.inode)) if entry["lport"] == port]
+
+
 def nft(ns, ruleset):
     run(["nft", "-f", "-"], ns=ns, input=ruleset)
 
@@ -39,7 +44,7 @@ def test_listen_and_close__events_carry_the_backlog(netns_pair, qwatch):
 
     listener.close()
     qwatch.wait_for(lambda q: q.latest(event="close", lport=port), what="close")
-    assert not [entry for entry in once() if entry["lport"] == port]
+    assert not listeners_now(netns_pair.server, port)
 
 
 def test_accept_queue__matches_ss_and_overflows_match_nstat(netns_pair, qwatch):
@@ -63,7 +68,7 @@ def test_accept_queue__matches_ss_and_overflows_match_nstat(netns_pair, qwatch):
     assert latest["accept_queue"] == recv_q == backlog + 1
     assert latest["accept_max"] == send_q == backlog
 
-    [now] = [entry for entry in once() if entry["lport"] == port]
+    [now] = listeners_now(netns_pair.server, port)
     assert (now["accept_queue"], now["accept_max"], now["drops"]) == (recv_q, send_q, drops)
     for conn in conns:
         conn.close()
@@ -83,7 +88,7 @@ def test_syn_queue__matches_ss_syn_recv_while_final_acks_are_dropped(netns_pair,
         what="syn_recv events")
     assert latest["syn_queue"] == ss_syn_recv(server, port) == pending
     assert latest["accept_queue"] == ss_listener(server, port)[0] == 0
-    [now] = [entry for entry in once() if entry["lport"] == port]
+    [now] = listeners_now(netns_pair.server, port)
     assert now["syn_queue"] == pending
 
     # The server retransmits SYN-ACKs for the requests whose ACK never came.
