@@ -72,12 +72,10 @@ def report_flood_memory(peak_requests, object_size):
 
 def syn_flood_outcome(proto, qwatch, backlog):
     with NetNSPair() as pair:
-        # Three SYN-ACK retries: the flood's requests expire after
-        # 1 + 2 + 4 + 8 s, after the whole flood is in even on a loaded,
-        # emulated machine (with 2 retries, 7 s, a slow flood saw its first
-        # requests expire and refill the queue).
+        # Two SYN-ACK retries: the flood's requests expire after 1 + 2 + 4 s
+        # and the real client below gets through soon after.
         run(["sysctl", "-qw", "net.ipv4.tcp_syncookies=0",
-             "net.ipv4.tcp_synack_retries=3"], ns=pair.server)
+             "net.ipv4.tcp_synack_retries=2"], ns=pair.server)
         drop_unmarked_resets(pair.client, FLOOD_MARK)
         log = KernelLog()
         listener = make_socket(proto, pair.server)
@@ -99,19 +97,20 @@ def syn_flood_outcome(proto, qwatch, backlog):
             # Memory is bounded by the SYN queue's limit, not the flood.
             assert peak_requests <= backlog + 1
         peak = max(e["syn_queue"] for e in events())
-        queued = len([e for e in syn_events() if e["event"] == "syn_recv"])
+        # (How many requests entered in all is no measure: it depends on how
+        # many expired during the flood, i.e. on how long the flood took.)
 
         # Once the flood's requests expire, a real client retrying its SYN
         # gets through.
         client = make_socket(proto, pair.client)
-        client.settimeout(scaled(120))
+        client.settimeout(scaled(60))
         client.connect((pair.server_addr, port))
         child, _ = listener.accept()
         warnings = [line for line in log.read_new() if "SYN flooding" in line]
         log.close()
         for sock in (child, client, listener):
             sock.close()
-        return {"peak_syn_queue": peak, "queued": queued, "flood_warnings": len(warnings)}
+        return {"peak_syn_queue": peak, "flood_warnings": len(warnings)}
 
 
 def test_syn_flood__the_syn_queue_holds_its_limit_as_tcp_does(hsp_module):
