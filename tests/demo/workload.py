@@ -40,7 +40,7 @@ def serve(seconds):
             if ready:
                 entry[0].accept()[0].close()
             entry[2] = now + entry[1]
-        time.sleep(min(entry[2] for entry in listeners) - time.monotonic() if not due else 0)
+        time.sleep(max(0.0, min(entry[2] for entry in listeners) - time.monotonic()))
 
 
 def burst(protocol, port, count, held_ports):
