@@ -118,7 +118,7 @@ test-vm: all
 		$(PYTHON) -m pytest -p no:cacheprovider -v tests/
 
 # make test-debug: the HSP suites on a kernel with KASAN, lockdep, kmemleak
-# and DEBUG_NET built from Debian's linux-source-6.1 (about 35 minutes on
+# and DEBUG_NET built from Debian's linux-source-6.1 (35 to 60 minutes on
 # two cores the first time, cached in build/debug-kernel/), hsp.ko built
 # against it. Not part of `make test`.
 DEBUG_DEPS := linux-source-6.1 flex bison dwarves bc libssl-dev libelf-dev rsync
