@@ -152,9 +152,11 @@ htmldocs:
 
 # Handshake rates of TCP and HSP and qwatch's cost, in interleaved rounds in
 # one VM run (tests/bench/bench.py); results in build/bench/. Not in `make test`.
+BENCH_ROUNDS ?= 5
+
 bench: all
 	@$(MAKE) --no-print-directory deps DEPS=gnuplot-nox
-	tests/vm/run --kernel $(KVER) -- $(PYTHON) tests/bench/bench.py
+	tests/vm/run --kernel $(KVER) -- env BENCH_ROUNDS=$(BENCH_ROUNDS) $(PYTHON) tests/bench/bench.py
 
 # The README's main job: qwatch's live view of slow TCP and HSP servers under
 # bursts of clients in the test VM, for DEMO_SECONDS or until Ctrl-C.

@@ -110,8 +110,25 @@ static __always_inline struct pending_key pending_key(enum pending_hook hook)
 	return key;
 }
 
-static __always_inline __u32 sk_netns(const struct sock *sk)
+/*
+ * Field reads: fentry/fexit programs get BTF-typed pointers they may
+ * dereference directly (plain loads); kprobes need a bpf_probe_read_kernel()
+ * call per field, the larger share of their cost. @direct is a constant at
+ * every call site, so each program keeps only its own kind of read.
+ */
+#define READ(direct, ptr, field) ((direct) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+#define READ_INTO(direct, dst, ptr, field)					\
+	do {									\
+		if (direct)							\
+			__builtin_memcpy(dst, &(ptr)->field, sizeof(*(dst)));	\
+		else								\
+			BPF_CORE_READ_INTO(dst, ptr, field);			\
+	} while (0)
+
+static __always_inline __u32 sk_netns(const struct sock *sk, bool direct)
 {
+	if (direct)
+		return sk->__sk_common.skc_net.net->ns.inum;
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 }
 
@@ -125,57 +142,60 @@ static __always_inline bool accept_queue_full(const struct sock *sk)
  * released (skc_num is 0), so the port filter leaves close events to the
  * reader, which knows each listener's port.
  */
-static __always_inline bool listener_selected(const struct sock *sk, enum qwatch_event_type type)
+static __always_inline bool listener_selected(const struct sock *sk, enum qwatch_event_type type,
+					      bool direct)
 {
-	__u8 protocol = BPF_CORE_READ(sk, sk_protocol);
+	__u8 protocol = READ(direct, sk, sk_protocol);
 
 	if (protocol != IPPROTO_TCP && protocol != QWATCH_IPPROTO_HSP)
 		return false;
 	if (filter_protocol && protocol != filter_protocol)
 		return false;
 	if (filter_lport && type != QWATCH_CLOSE &&
-	    BPF_CORE_READ(sk, __sk_common.skc_num) != filter_lport)
+	    READ(direct, sk, __sk_common.skc_num) != filter_lport)
 		return false;
-	if (filter_netns && sk_netns(sk) != filter_netns)
+	if (filter_netns && sk_netns(sk, direct) != filter_netns)
 		return false;
 	return true;
 }
 
-static __always_inline void read_local(struct qwatch_event *e, const struct sock *sk)
+static __always_inline void read_local(struct qwatch_event *e, const struct sock *sk, bool direct)
 {
-	e->family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->family = READ(direct, sk, __sk_common.skc_family);
+	e->lport = READ(direct, sk, __sk_common.skc_num);
 	if (e->family == AF_INET6)
-		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		READ_INTO(direct, &e->laddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
 	else
-		BPF_CORE_READ_INTO(&e->laddr, sk, __sk_common.skc_rcv_saddr);
+		READ_INTO(direct, (__u32 *)e->laddr, sk, __sk_common.skc_rcv_saddr);
 }
 
 /* @peer is a request sock or a child: both start with a sock_common. */
-static __always_inline void read_peer(struct qwatch_event *e, const struct sock_common *peer)
+static __always_inline void read_peer(struct qwatch_event *e, const struct sock_common *peer,
+				      bool direct)
 {
 	if (!peer)
 		return;
-	e->rport = bpf_ntohs(BPF_CORE_READ(peer, skc_dport));
-	if (BPF_CORE_READ(peer, skc_family) == AF_INET6)
-		BPF_CORE_READ_INTO(&e->raddr, peer, skc_v6_daddr.in6_u.u6_addr8);
+	e->rport = bpf_ntohs(READ(direct, peer, skc_dport));
+	if (READ(direct, peer, skc_family) == AF_INET6)
+		READ_INTO(direct, &e->raddr, peer, skc_v6_daddr.in6_u.u6_addr8);
 	else
-		BPF_CORE_READ_INTO(&e->raddr, peer, skc_daddr);
+		READ_INTO(direct, (__u32 *)e->raddr, peer, skc_daddr);
 }
 
-static __always_inline void read_queues(struct qwatch_event *e, const struct sock *sk)
+static __always_inline void read_queues(struct qwatch_event *e, const struct sock *sk, bool direct)
 {
+	/* Beyond struct sock: a BTF pointer to a sock cannot reach it directly. */
 	const struct inet_connection_sock *icsk = (const void *)sk;
 
 	e->listener = (__u64)sk;
-	e->protocol = BPF_CORE_READ(sk, sk_protocol);
-	e->netns = sk_netns(sk);
+	e->protocol = READ(direct, sk, sk_protocol);
+	e->netns = sk_netns(sk, direct);
 	e->syn_queue = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
 	e->syn_young = BPF_CORE_READ(icsk, icsk_accept_queue.young.counter);
-	e->accept_queue = BPF_CORE_READ(sk, sk_ack_backlog);
-	e->accept_max = BPF_CORE_READ(sk, sk_max_ack_backlog);
-	e->drops = BPF_CORE_READ(sk, sk_drops.counter);
-	read_local(e, sk);
+	e->accept_queue = READ(direct, sk, sk_ack_backlog);
+	e->accept_max = READ(direct, sk, sk_max_ack_backlog);
+	e->drops = READ(direct, sk, sk_drops.counter);
+	read_local(e, sk, direct);
 }
 
 /*
@@ -184,16 +204,17 @@ static __always_inline void read_queues(struct qwatch_event *e, const struct soc
  * was lost to a full ring buffer.
  */
 static __always_inline bool emit_timed(enum qwatch_event_type type, const struct sock *sk,
-				       const void *peer, enum qwatch_stage stage, __u64 latency_ns)
+				       const void *peer, enum qwatch_stage stage, __u64 latency_ns,
+				       bool direct)
 {
 	struct qwatch_event *e;
 	__u32 zero = 0;
 	__u64 *lost;
 
-	if (!sk || !listener_selected(sk, type))
+	if (!sk || !listener_selected(sk, type, direct))
 		return false;
 	/* Requests of a closed listener expire later: it is gone already. */
-	if (type != QWATCH_CLOSE && BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN)
+	if (type != QWATCH_CLOSE && READ(direct, sk, __sk_common.skc_state) != TCP_LISTEN)
 		return false;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -209,8 +230,8 @@ static __always_inline bool emit_timed(enum qwatch_event_type type, const struct
 	e->latency_ns = latency_ns;
 	if (type == QWATCH_LISTEN || type == QWATCH_ACCEPT)
 		e->pid = bpf_get_current_pid_tgid() >> 32;
-	read_queues(e, sk);
-	read_peer(e, peer);
+	read_queues(e, sk, direct);
+	read_peer(e, peer, direct);
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ?
 			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return true;
@@ -219,7 +240,7 @@ static __always_inline bool emit_timed(enum qwatch_event_type type, const struct
 static __always_inline bool emit(enum qwatch_event_type type, const struct sock *sk,
 				 const void *peer, enum qwatch_stage stage)
 {
-	return emit_timed(type, sk, peer, stage, 0);
+	return emit_timed(type, sk, peer, stage, 0, false);
 }
 
 /* How long ago @key entered the queue @map times; forgets it. 0: unknown. */
@@ -287,21 +308,22 @@ static __always_inline void on_listen_return(int err)
  * pair or by an fentry/fexit twin (--attach): fexit sees the arguments and
  * the return value at once and needs no pending entry.
  */
-static __always_inline void on_hash_add_done(struct sock *sk, struct request_sock *req, long ret)
+static __always_inline void on_hash_add_done(struct sock *sk, struct request_sock *req, long ret,
+					     bool direct)
 {
 	if (hash_add_returns_bool && !(ret & 0xff))
 		return;	/* a duplicate request was already hashed */
-	if (emit(QWATCH_SYN_RECV, sk, req, QWATCH_STAGE_NONE))
+	if (emit_timed(QWATCH_SYN_RECV, sk, req, QWATCH_STAGE_NONE, 0, direct))
 		queued_now(&request_queued, req);
 }
 
 static __always_inline void on_hashdance_done(struct sock *sk, struct request_sock *req,
-					      struct sock *child)
+					      struct sock *child, bool direct)
 {
 	if (!child)
 		return;
 	if (emit_timed(QWATCH_ACK_COMPLETE, sk, child, QWATCH_STAGE_NONE,
-		       time_in_queue(&request_queued, req)))
+		       time_in_queue(&request_queued, req), direct))
 		queued_now(&child_queued, child);
 }
 
@@ -314,11 +336,11 @@ static __always_inline void on_req_drop_done(struct sock *sk, struct request_soc
 	emit(from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, sk, req, QWATCH_STAGE_NONE);
 }
 
-static __always_inline void on_accept_done(struct sock *sk, struct sock *child)
+static __always_inline void on_accept_done(struct sock *sk, struct sock *child, bool direct)
 {
 	if (child)
 		emit_timed(QWATCH_ACCEPT, sk, child, QWATCH_STAGE_NONE,
-			   time_in_queue(&child_queued, child));
+			   time_in_queue(&child_queued, child), direct);
 }
 
 SEC("kprobe/inet_listen")
@@ -370,7 +392,7 @@ int BPF_KRETPROBE(hash_add_return, long ret)
 	struct pending_call call;
 
 	if (recall(HOOK_HASH_ADD, &call))
-		on_hash_add_done(call.listener, call.req, ret);
+		on_hash_add_done(call.listener, call.req, ret, false);
 	return 0;
 }
 
@@ -478,7 +500,7 @@ int BPF_KRETPROBE(hashdance_return, struct sock *child)
 	struct pending_call call;
 
 	if (recall(HOOK_HASHDANCE, &call))
-		on_hashdance_done(call.listener, call.req, child);
+		on_hashdance_done(call.listener, call.req, child, false);
 	return 0;
 }
 
@@ -535,7 +557,7 @@ int BPF_KRETPROBE(inet_csk_accept_return, struct sock *child)
 	struct pending_call call;
 
 	if (recall(HOOK_ACCEPT, &call))
-		on_accept_done(call.listener, child);
+		on_accept_done(call.listener, child, false);
 	return 0;
 }
 
@@ -564,7 +586,7 @@ SEC("fexit/inet_csk_reqsk_queue_hash_add")
 int BPF_PROG(hash_add_exit, struct sock *sk, struct request_sock *req, unsigned long timeout,
 	     long ret)
 {
-	on_hash_add_done(sk, req, ret);
+	on_hash_add_done(sk, req, ret, true);
 	return 0;
 }
 
@@ -601,7 +623,7 @@ SEC("fexit/inet_csk_complete_hashdance")
 int BPF_PROG(hashdance_exit, struct sock *sk, struct sock *child, struct request_sock *req,
 	     bool own_req, struct sock *ret)
 {
-	on_hashdance_done(sk, req, ret);
+	on_hashdance_done(sk, req, ret, true);
 	return 0;
 }
 
@@ -617,7 +639,7 @@ SEC("fexit/inet_csk_accept")
 int BPF_PROG(inet_csk_accept_exit, struct sock *sk, int flags, int *err, bool kern,
 	     struct sock *child)
 {
-	on_accept_done(sk, child);
+	on_accept_done(sk, child, true);
 	return 0;
 }
 
@@ -642,7 +664,7 @@ int dump_listeners(struct bpf_iter__task_file *ctx)
 		return 0;
 	sk = BPF_CORE_READ(sock, sk);
 	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN ||
-	    !listener_selected(sk, QWATCH_SNAPSHOT))
+	    !listener_selected(sk, QWATCH_SNAPSHOT, false))
 		return 0;
 	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	if (e.family != AF_INET && e.family != AF_INET6)
@@ -650,7 +672,7 @@ int dump_listeners(struct bpf_iter__task_file *ctx)
 	e.ts_ns = bpf_ktime_get_ns();
 	e.type = QWATCH_SNAPSHOT;
 	e.pid = BPF_CORE_READ(task, tgid);
-	read_queues(&e, sk);
+	read_queues(&e, sk, false);
 	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
 	return 0;
 }
