@@ -30,6 +30,8 @@ const volatile __u16 filter_lport = 0;
 const volatile __u8 filter_protocol = 0;	/* 0: every protocol */
 /* inet_csk_reqsk_queue_hash_add() returns bool since 6.1.97 / 6.10. */
 const volatile bool hash_add_returns_bool = false;
+/* Whether anything shows latencies: their maps are most of a probe's cost. */
+const volatile bool track_latency = true;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -62,12 +64,21 @@ struct {
 	__type(value, __u64);
 } child_queued SEC(".maps");
 
+/*
+ * Entry-to-return state of conn_request and check_req: both run in softirq
+ * or with BH disabled, so they never nest on a CPU and one per-CPU slot
+ * each will do (much cheaper than the hash map the others need).
+ */
+enum softirq_slot {
+	SLOT_CONN_REQUEST,
+	SLOT_CHECK_REQ,
+	SOFTIRQ_SLOTS,
+};
+
 /* The probes whose entry hands state to their return probe. */
 enum pending_hook {
 	HOOK_LISTEN,
 	HOOK_HASH_ADD,
-	HOOK_CONN_REQUEST,
-	HOOK_CHECK_REQ,
 	HOOK_HASHDANCE,
 	HOOK_REQ_DROP,
 	HOOK_ACCEPT,
@@ -97,6 +108,13 @@ struct {
 	__type(key, struct pending_key);
 	__type(value, struct pending_call);
 } pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SOFTIRQ_SLOTS);
+	__type(key, __u32);
+	__type(value, struct pending_call);
+} softirq_pending SEC(".maps");
 
 static __always_inline struct pending_key pending_key(enum pending_hook hook)
 {
@@ -249,6 +267,8 @@ static __always_inline __u64 time_in_queue(void *map, const void *key_ptr)
 	__u64 key = (__u64)key_ptr;
 	__u64 *queued, waited = 0;
 
+	if (!track_latency)
+		return 0;
 	queued = bpf_map_lookup_elem(map, &key);
 	if (queued) {
 		waited = bpf_ktime_get_ns() - *queued;
@@ -259,8 +279,11 @@ static __always_inline __u64 time_in_queue(void *map, const void *key_ptr)
 
 static __always_inline void queued_now(void *map, const void *key_ptr)
 {
-	__u64 key = (__u64)key_ptr, now = bpf_ktime_get_ns();
+	__u64 key = (__u64)key_ptr, now;
 
+	if (!track_latency)
+		return;
+	now = bpf_ktime_get_ns();
 	bpf_map_update_elem(map, &key, &now, BPF_ANY);
 }
 
@@ -279,6 +302,32 @@ static __always_inline void remember(enum pending_hook hook, struct sock *listen
 		call.accept_full = accept_queue_full(listener);
 	}
 	bpf_map_update_elem(&pending, &key, &call, BPF_ANY);
+}
+
+static __always_inline void remember_softirq(enum softirq_slot slot, struct sock *listener,
+					     struct request_sock *req)
+{
+	__u32 key = slot;
+	struct pending_call *call = bpf_map_lookup_elem(&softirq_pending, &key);
+
+	if (!call)
+		return;
+	call->listener = listener;
+	call->req = req;
+	call->drops = BPF_CORE_READ(listener, sk_drops.counter);
+	call->accept_full = accept_queue_full(listener);
+}
+
+static __always_inline bool recall_softirq(enum softirq_slot slot, struct pending_call *call)
+{
+	__u32 key = slot;
+	struct pending_call *found = bpf_map_lookup_elem(&softirq_pending, &key);
+
+	if (!found || !found->listener)
+		return false;
+	*call = *found;
+	found->listener = NULL;
+	return true;
 }
 
 /* Returns the entry's state by value and forgets it. */
@@ -418,7 +467,7 @@ static __always_inline void on_conn_request_return(void)
 {
 	struct pending_call call;
 
-	if (recall(HOOK_CONN_REQUEST, &call))
+	if (recall_softirq(SLOT_CONN_REQUEST, &call))
 		classify_drop(&call, QWATCH_STAGE_SYN, QWATCH_SYN_DROP);
 }
 
@@ -427,14 +476,14 @@ static __always_inline void on_check_req_return(const struct sock *child)
 {
 	struct pending_call call;
 
-	if (recall(HOOK_CHECK_REQ, &call) && !child)
+	if (recall_softirq(SLOT_CHECK_REQ, &call) && !child)
 		classify_drop(&call, QWATCH_STAGE_ACK, QWATCH_ACK_DROP);
 }
 
 SEC("kprobe/tcp_conn_request")
 int BPF_KPROBE(tcp_conn_request_entry, void *rsk_ops, void *af_ops, struct sock *sk)
 {
-	remember(HOOK_CONN_REQUEST, sk, NULL, 0);
+	remember_softirq(SLOT_CONN_REQUEST, sk, NULL);
 	return 0;
 }
 
@@ -448,7 +497,7 @@ int BPF_KRETPROBE(tcp_conn_request_return)
 SEC("kprobe/hsp_conn_request")
 int BPF_KPROBE(hsp_conn_request_entry, struct sock *sk)
 {
-	remember(HOOK_CONN_REQUEST, sk, NULL, 0);
+	remember_softirq(SLOT_CONN_REQUEST, sk, NULL);
 	return 0;
 }
 
@@ -462,7 +511,7 @@ int BPF_KRETPROBE(hsp_conn_request_return)
 SEC("kprobe/tcp_check_req")
 int BPF_KPROBE(tcp_check_req_entry, struct sock *sk, struct sk_buff *skb, struct request_sock *req)
 {
-	remember(HOOK_CHECK_REQ, sk, req, 0);
+	remember_softirq(SLOT_CHECK_REQ, sk, req);
 	return 0;
 }
 
@@ -476,7 +525,7 @@ int BPF_KRETPROBE(tcp_check_req_return, struct sock *child)
 SEC("kprobe/hsp_check_req")
 int BPF_KPROBE(hsp_check_req_entry, struct sock *sk, struct sk_buff *skb, struct request_sock *req)
 {
-	remember(HOOK_CHECK_REQ, sk, req, 0);
+	remember_softirq(SLOT_CHECK_REQ, sk, req);
 	return 0;
 }
 
@@ -593,7 +642,7 @@ int BPF_PROG(hash_add_exit, struct sock *sk, struct request_sock *req, unsigned 
 SEC("fentry/tcp_conn_request")
 int BPF_PROG(tcp_conn_request_fentry, void *rsk_ops, void *af_ops, struct sock *sk)
 {
-	remember(HOOK_CONN_REQUEST, sk, NULL, 0);
+	remember_softirq(SLOT_CONN_REQUEST, sk, NULL);
 	return 0;
 }
 
@@ -607,7 +656,7 @@ int BPF_PROG(tcp_conn_request_exit)
 SEC("fentry/tcp_check_req")
 int BPF_PROG(tcp_check_req_fentry, struct sock *sk, struct sk_buff *skb, struct request_sock *req)
 {
-	remember(HOOK_CHECK_REQ, sk, req, 0);
+	remember_softirq(SLOT_CHECK_REQ, sk, req);
 	return 0;
 }
 

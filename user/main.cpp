@@ -266,6 +266,9 @@ Options parse_options(int argc, char **argv)
                      "--metrics need a live run");
   if (json && options.histograms)
     throw UsageError("--hist prints text; with --json, read latency_ns from the events");
+  // The plain table shows no latency: spare the probes their bookkeeping.
+  options.tracer.track_latency =
+      options.mode != Mode::kTable || options.histograms || !options.metrics.empty();
   const char *term = std::getenv("TERM");
   if (!isatty(STDOUT_FILENO) || std::getenv("NO_COLOR") || (term && !std::strcmp(term, "dumb")))
     options.color = false;

@@ -105,6 +105,7 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   skel_->rodata->filter_netns = settings.netns;
   skel_->rodata->filter_lport = settings.lport;
   skel_->rodata->filter_protocol = settings.protocol;
+  skel_->rodata->track_latency = settings.track_latency;
   check(bpf_map__set_max_entries(skel_->maps.events, settings.ring_buffer_bytes),
         "sizing the ring buffer");
   skel_->rodata->hash_add_returns_bool =

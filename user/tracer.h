@@ -24,6 +24,7 @@ struct TracerSettings {
   uint16_t lport = 0;                    // 0: every port
   uint8_t protocol = 0;                  // 0: TCP and HSP
   uint32_t ring_buffer_bytes = 1 << 20;  // a power of two, at least a page
+  bool track_latency = true;             // false: latency_ns stays 0 (cheaper probes)
 };
 
 class Tracer {
