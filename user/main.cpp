@@ -404,7 +404,8 @@ class Watch {
   {
     if (options_.stats)
       delays_.record(event.ts_ns);
-    bool was_selected = selected(table_.find(event.listener));
+    // Only --pid needs the listener looked up (before: a close removes it).
+    bool was_selected = !options_.pid || selected(table_.find(event.listener));
     uint32_t id = table_.apply_event(event);
     if (!id || !(was_selected || selected(table_.find(event.listener))))
       return;  // a listener this run does not show

@@ -225,11 +225,6 @@ int Tracer::handle_event(void *ctx, void *data, size_t size) noexcept
   return 0;
 }
 
-int Tracer::poll(int timeout_ms)
-{
-  return ring_buffer__poll(ring_buffer_.get(), timeout_ms);
-}
-
 int Tracer::drain()
 {
   return ring_buffer__consume(ring_buffer_.get());

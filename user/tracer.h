@@ -34,10 +34,8 @@ class Tracer {
   // Throws SetupError when the programs cannot be loaded or attached.
   Tracer(const TracerSettings &settings, EventHandler on_event);
 
-  // Waits up to timeout_ms for events and delivers them; returns the number
-  // of events handled or a negative errno (-EINTR when a signal came).
-  int poll(int timeout_ms);
-  // Delivers the events already queued, without waiting.
+  // Delivers the events already queued, without waiting; returns their
+  // number or a negative errno.
   int drain();
   // Readable when events are queued: for the reader's own poll().
   int event_fd() const;
