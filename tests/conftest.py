@@ -29,6 +29,16 @@ def kernel_stays_healthy():
 
 
 @pytest.fixture
+def one_cpu():
+    """The test's own thread on one CPU: veth hands each segment to the
+    sending CPU's backlog, so what it sends is processed in order."""
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(affinity)})
+    yield
+    os.sched_setaffinity(0, affinity)
+
+
+@pytest.fixture
 def netns_pair():
     """A server and a client namespace joined by veth; always removed."""
     with NetNSPair() as pair:

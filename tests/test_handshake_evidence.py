@@ -22,15 +22,6 @@ EVIDENCE = os.path.join(hsp.REPO, "Documentation", "evidence")
 SHOWN = ("syn_recv", "ack_complete", "accept")
 
 
-@pytest.fixture
-def one_cpu():
-    """SYNs sent from one CPU are taken in order: the evidence is stable."""
-    affinity = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(affinity)})
-    yield
-    os.sched_setaffinity(0, affinity)
-
-
 def syn_recv_ports(ns, port):
     """Peer ports of the request socks ss lists for @port."""
     out = run(["ss", "-Htn", "state", "syn-recv", f"sport = :{port}"], ns=ns).stdout

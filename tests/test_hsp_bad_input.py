@@ -13,7 +13,6 @@ valid connection.
 """
 
 import math
-import os
 import socket
 import struct
 import time
@@ -34,11 +33,9 @@ RAW_MARK = 42
 
 
 @pytest.fixture
-def peer(netns_pair, hsp_module):
-    # veth hands each segment to the sending CPU's backlog: from one CPU,
-    # the sentinel cannot overtake the case, nor its answer the case's.
-    affinity = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(affinity)})
+def peer(netns_pair, hsp_module, one_cpu):
+    # From one CPU, the sentinel cannot overtake the case, nor its answer
+    # the case's.
     listener, port = hsp.listen(netns_pair.server, netns_pair.server_addr, 16)
     raw = RawPeer(netns_pair.client, netns_pair.client_addr)
     raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, RAW_MARK)
@@ -46,7 +43,6 @@ def peer(netns_pair, hsp_module):
     yield Peer(netns_pair, raw, listener, port)
     raw.close()
     listener.close()
-    os.sched_setaffinity(0, affinity)
 
 
 class Peer:

@@ -18,7 +18,7 @@ import urllib.request
 import pytest
 
 from lib import hsp
-from lib.cmd import Background, run, wait_until
+from lib.cmd import Background, run, scaled, wait_until
 from lib.kernel import nstat, ss_listener, ss_syn_recv
 from lib.netns import socket_in
 from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, once, scrape
@@ -27,12 +27,14 @@ from lib.tcp import connect_many, hold_final_acks, release_final_acks, tcp_liste
 REPORTS = os.path.join(hsp.REPO, "build", "reports")
 
 
-def table_rows(out, port):
-    """The rows for local port @port of qwatch's plain-text tables:
-    NETNS PROTO LOCAL SYN-Q(cur/max, bar) PEAK ACCEPT-Q(cur/max, bar) PEAK
-    DROPS SYNACK HS/S ACC/S, split into fields."""
+def table_rows(out, port, proto):
+    """The rows for @proto's local port @port of qwatch's plain-text tables
+    (TCP and HSP ports are separate spaces): NETNS PROTO LOCAL
+    SYN-Q(cur/max, bar) PEAK ACCEPT-Q(cur/max, bar) PEAK DROPS SYNACK HS/S
+    ACC/S, split into fields."""
     return [line.split() for line in out.splitlines()
-            if len(line.split()) > 2 and line.split()[2].endswith(f":{port}")]
+            if len(line.split()) > 2 and line.split()[1] == proto
+            and line.split()[2].endswith(f":{port}")]
 
 
 def test_first_table__shows_queues_that_filled_before_qwatch_started(netns_pair, hsp_module):
@@ -51,8 +53,8 @@ def test_first_table__shows_queues_that_filled_before_qwatch_started(netns_pair,
     hsp_clients = [hsp.connect(client, addr, hsp_port) for _ in range(2)]
 
     out = run([QWATCH, "--netns", server.name, "0.1", "1"]).stdout
-    [tcp_row] = table_rows(out, tcp_port)
-    [hsp_row] = table_rows(out, hsp_port)
+    [tcp_row] = table_rows(out, tcp_port, "tcp")
+    [hsp_row] = table_rows(out, hsp_port, "hsp")
     recv_q, send_q, _ = ss_listener(server, tcp_port)
     assert tcp_row[3] == f"{ss_syn_recv(server, tcp_port)}/{send_q}"
     assert tcp_row[6] == f"{recv_q}/{send_q}"
@@ -132,9 +134,13 @@ def test_events__one_line_per_transition_with_queues_after_it(netns_pair):
         [conn] = connect_many(client, addr, port, 1)
         wait_until(lambda: ss_listener(server, port)[0] == 1, what="the child")
         child, peer = listener.accept()
-        wait_until(lambda: any(" accept " in line for line in lines), what="the accept line")
+        # Every line shows "accept N/M": the accept line is the one whose
+        # event is accept.
+        wait_until(lambda: any(line.split()[1:2] == ["accept"] for line in lines),
+                   what="the accept line")
     finally:
         qwatch.stop()
+    reader.join(scaled(10))  # at EOF: every line qwatch printed is in
     kinds = [line.split()[1] for line in lines]
     assert kinds == ["syn_recv", "ack_complete", "accept"], lines
     accept_line = lines[-1]
@@ -179,8 +185,9 @@ def test_hist__latencies_fall_inside_the_measured_window(netns_pair):
         wait_until(lambda: ss_syn_recv(server, port) == 1, what="the request")
         request_seen = time.monotonic()
         # The request waits for the next SYN-ACK retransmission after this.
-        release_final_acks(client)
+        # Stamped before the release: no final ACK can pass earlier.
         released = time.monotonic()
+        release_final_acks(client)
         wait_until(lambda: ss_listener(server, port)[0] == 1, timeout=60, what="the child")
         child_seen = time.monotonic()
         stream.wait_for(lambda q: q.latest(event="ack_complete"), what="ack_complete")

@@ -10,7 +10,7 @@ import pytest
 from lib.cmd import run, wait_until
 from lib.kernel import nstat, ss_listener, ss_syn_recv
 from lib.qwatch import QwatchStream, once
-from lib.tcp import connect_many, hold_final_acks, release_final_acks, tcp_listener
+from lib.tcp import ConnectLoop, connect_many, hold_final_acks, release_final_acks, tcp_listener
 
 
 def listeners_now(ns, port):
@@ -128,6 +128,26 @@ def test_accept__drains_the_accept_queue_event_by_event(netns_pair, qwatch):
         child.close()
     for conn in conns:
         conn.close()
+    listener.close()
+
+
+def test_once__prints_listeners_only_while_transitions_flow(netns_pair, one_cpu):
+    # One CPU for the load and for qwatch, whose attaching rewrites the very
+    # functions the load runs: under emulation (TCG) a vCPU executing code
+    # that another vCPU patches can spin at the patch site for good.
+    server = netns_pair.server
+    listener, port = tcp_listener(server, netns_pair.server_addr, 16)
+    listener.settimeout(5)
+    with ConnectLoop(netns_pair.client, listener) as load:
+        for _ in range(5):
+            opens_before = nstat(server, "TcpPassiveOpens")
+            objects = once("--netns", str(server.inode))
+            # Handshakes completed while qwatch attached, listed and drained.
+            assert nstat(server, "TcpPassiveOpens") > opens_before
+            assert [o for o in objects if "event" in o] == []
+            [now] = [o for o in objects if o["lport"] == port]
+            assert now["accept_max"] == ss_listener(server, port)[1] == 16
+    assert not load.errors
     listener.close()
 
 

@@ -407,8 +407,10 @@ class Watch {
     // Only --pid needs the listener looked up (before: a close removes it).
     bool was_selected = !options_.pid || selected(table_.find(event.listener));
     uint32_t id = table_.apply_event(event);
-    if (!id || !(was_selected || selected(table_.find(event.listener))))
-      return;  // a listener this run does not show
+    // --once prints listeners only: transitions drained while the snapshot
+    // is taken update them but are not output.
+    if (options_.once || !id || !(was_selected || selected(table_.find(event.listener))))
+      return;
     if (options_.mode == Mode::kJson)
       std::puts(event_json(event, id).c_str());
     else if (options_.mode == Mode::kEvents)

@@ -6,8 +6,9 @@ import os
 import secrets
 import socket
 import threading
+from contextlib import closing
 
-from .cmd import run, wait_until
+from .cmd import run, scaled, wait_until
 
 
 class NetNS:
@@ -126,3 +127,16 @@ class AcceptThread(threading.Thread):
         with open(f"/proc/{self.native_id}/wchan") as f:
             where = f.read()
         return "accept" in where or "wait_for_connect" in where
+
+
+def backlog_drained(ns):
+    """Returns once this CPU's network backlog has processed every packet
+    queued on it before the call: a connect over @ns's loopback queues its
+    SYN behind them (loopback and veth share the per-CPU backlog) and
+    completes only once that SYN was taken, retried if the backlog dropped it."""
+    with closing(socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)) as listener, \
+            closing(socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)) as probe:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        probe.settimeout(scaled(30))
+        probe.connect(listener.getsockname())

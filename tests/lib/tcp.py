@@ -2,6 +2,7 @@
 """TCP workloads between the namespaces of a pair."""
 
 import socket
+import threading
 
 from .cmd import run
 from .netns import socket_in
@@ -36,3 +37,36 @@ def hold_final_acks(ns, port):
 
 def release_final_acks(ns):
     run(["nft", "delete", "table", "inet", "qwack"], ns=ns)
+
+
+class ConnectLoop(threading.Thread):
+    """Connects from @ns to @listener, accepts and closes both, over and over
+    until the context is left: a steady stream of handshakes and accepts
+    that never fills a queue; .connects counts them."""
+
+    def __init__(self, ns, listener, family=socket.AF_INET):
+        super().__init__(daemon=True)
+        self.ns, self.listener, self.family = ns, listener, family
+        self.target = listener.getsockname()
+        self.connects = 0
+        self.errors = []
+        self._finished = threading.Event()
+
+    def run(self):
+        while not self._finished.is_set():
+            with socket_in(self.ns, self.family, socket.SOCK_STREAM) as client:
+                client.settimeout(5)
+                try:
+                    client.connect(self.target)
+                    self.listener.accept()[0].close()
+                    self.connects += 1
+                except OSError as e:
+                    self.errors.append(e)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._finished.set()
+        self.join()
