@@ -164,12 +164,15 @@ int hsp_rtx_synack(const struct sock *sk, struct request_sock *req);
 void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb);
 int hsp_send_control(struct sock *sk, u8 flags);
 void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb);
+void hsp_reqsk_send_ack(const struct sock *sk, struct sk_buff *skb,
+			struct request_sock *req);
 
 /* hsp_sock.c */
 extern const struct proto_ops hsp_inet_ops;
 void hsp_set_state(struct sock *sk, int state);
 void hsp_done(struct sock *sk);
 void hsp_init_xmit_timers(struct sock *sk);
+unsigned int hsp_sync_mss(struct sock *sk, u32 pmtu);
 int hsp_listen(struct socket *sock, int backlog);
 
 /* hsp_proc.c */

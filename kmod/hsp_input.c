@@ -12,6 +12,7 @@
  * Limits and drops follow TCP on the same kernel with syncookies off and
  * tcp_abort_on_overflow = 0.
  */
+#include <linux/filter.h>
 #include <linux/random.h>
 #include <linux/security.h>
 #include <net/ip.h>
@@ -47,6 +48,47 @@ static void hsp_warn_syn_flood(struct sock *sk)
 				     inet_sk(sk)->inet_num);
 }
 
+/*
+ * Every field of a new request that anything reads, as tcp_openreq_init()
+ * and tcp_v4_init_req() set them: request socks come from a
+ * SLAB_TYPESAFE_BY_RCU cache that is never zeroed, so a field left alone
+ * keeps the value of the request that used the memory before.
+ */
+static void hsp_openreq_init(struct request_sock *req, const struct sock *sk,
+			     struct sk_buff *skb)
+{
+	struct inet_request_sock *ireq = inet_rsk(req);
+	struct hsp_request_sock *hreq = hsp_rsk(req);
+	const struct hsphdr *hh = hsp_hdr(skb);
+
+	/* The 4-tuple first: the LSM hook and the ehash both read it. */
+	sk_rcv_saddr_set(req_to_sk(req), ip_hdr(skb)->daddr);
+	sk_daddr_set(req_to_sk(req), ip_hdr(skb)->saddr);
+	ireq->ir_rmt_port = hh->source;
+	ireq->ir_num = ntohs(hh->dest);
+	ireq->ir_mark = inet_request_mark(sk, skb);
+	ireq->ir_iif = inet_request_bound_dev_if(sk, skb);
+	/* The request timer keeps an acked request whose SYN-ACK fails. */
+	ireq->acked = 0;
+	/* inet_csk_route_req() routes IP_TRANSPARENT listeners' answers. */
+	ireq->no_srccheck = inet_sk(sk)->transparent;
+	/* TCP's options: HSP negotiates none. */
+	ireq->tstamp_ok = 0;
+	ireq->sack_ok = 0;
+	ireq->wscale_ok = 0;
+	ireq->snd_wscale = 0;
+	ireq->rcv_wscale = 0;
+	ireq->ecn_ok = 0;
+#if IS_ENABLED(CONFIG_SMC)
+	ireq->smc_ok = 0;
+#endif
+	req->rsk_rcv_wnd = 0;
+	req->syncookie = 0;
+	hreq->rcv_isn = ntohl(hh->seq);
+	hreq->snt_isn = get_random_u32();
+	hreq->last_dup_syn_answer = 0;
+}
+
 /**
  * hsp_conn_request() - a SYN for a listener: queue a request sock
  * @sk: the listener
@@ -59,13 +101,13 @@ static void hsp_warn_syn_flood(struct sock *sk)
  */
 int hsp_conn_request(struct sock *sk, struct sk_buff *skb)
 {
-	const struct hsphdr *hh = hsp_hdr(skb);
 	struct net *net = sock_net(sk);
-	struct inet_request_sock *ireq;
-	struct hsp_request_sock *hreq;
 	struct request_sock *req;
 
 	hsp_inc_stats(net, HSP_MIB_SYNS_RECEIVED);
+	/* As TCP: never a connection to a broadcast or multicast address. */
+	if (skb_rtable(skb)->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST))
+		goto drop;
 	if (hsp_syn_queue_overloaded(sk)) {
 		hsp_warn_syn_flood(sk);
 		hsp_inc_stats(net, HSP_MIB_SYN_QUEUE_DROPS);
@@ -81,18 +123,7 @@ int hsp_conn_request(struct sock *sk, struct sk_buff *skb)
 	      inet_reqsk_alloc(&hsp_request_sock_ops, sk, true);
 	if (!req)
 		goto drop;
-	ireq = inet_rsk(req);
-	hreq = hsp_rsk(req);
-	/* The 4-tuple first: the LSM hook and the ehash both read it. */
-	sk_rcv_saddr_set(req_to_sk(req), ip_hdr(skb)->daddr);
-	sk_daddr_set(req_to_sk(req), ip_hdr(skb)->saddr);
-	ireq->ir_rmt_port = hh->source;
-	ireq->ir_num = ntohs(hh->dest);
-	ireq->ir_mark = inet_request_mark(sk, skb);
-	ireq->ir_iif = inet_request_bound_dev_if(sk, skb);
-	hreq->rcv_isn = ntohl(hh->seq);
-	hreq->snt_isn = get_random_u32();
-	hreq->last_dup_syn_answer = 0;
+	hsp_openreq_init(req, sk, skb);
 
 	if (security_inet_conn_request(sk, skb, req))
 		goto free_request;
@@ -131,6 +162,7 @@ static struct sock *hsp_v4_syn_recv_sock(const struct sock *sk,
 					 )
 {
 	struct inet_request_sock *ireq = inet_rsk(req);
+	struct ip_options_rcu *inet_opt;
 	struct inet_sock *newinet;
 	struct sock *newsk;
 
@@ -147,9 +179,20 @@ static struct sock *hsp_v4_syn_recv_sock(const struct sock *sk,
 	newinet = inet_sk(newsk);
 	sk_daddr_set(newsk, ireq->ir_rmt_addr);
 	sk_rcv_saddr_set(newsk, ireq->ir_loc_addr);
+	/* The interface (or VRF) the SYN came in on, not the listener's. */
+	newsk->sk_bound_dev_if = ireq->ir_iif;
 	newinet->inet_saddr = ireq->ir_loc_addr;
+	/*
+	 * sk_clone_lock() copied the listener's IP options pointer: the child
+	 * takes the request's own (none: HSP echoes no options) instead, or
+	 * both would free the listener's.
+	 */
+	inet_opt = rcu_dereference(ireq->ireq_opt);
+	RCU_INIT_POINTER(newinet->inet_opt, inet_opt);
+	inet_csk(newsk)->icsk_ext_hdr_len = inet_opt ? inet_opt->opt.optlen : 0;
 	newinet->mc_index = inet_iif(skb);
 	newinet->mc_ttl = ip_hdr(skb)->ttl;
+	newinet->rcv_tos = ip_hdr(skb)->tos;
 	atomic_set(&newinet->inet_id, get_random_u16());
 
 	if (!dst) {
@@ -158,6 +201,7 @@ static struct sock *hsp_v4_syn_recv_sock(const struct sock *sk,
 			goto put_and_exit;
 	}
 	sk_setup_caps(newsk, dst);
+	hsp_sync_mss(newsk, dst_mtu(dst));
 #ifdef HSP_SYN_RECV_SOCK_HAS_OPT_CHILD_INIT
 	if (opt_child_init)
 		opt_child_init(newsk, sk);
@@ -169,8 +213,13 @@ static struct sock *hsp_v4_syn_recv_sock(const struct sock *sk,
 		goto put_and_exit;
 	/* Fully set up before this: from here on other CPUs can find it. */
 	*own_req = inet_ehash_nolisten(newsk, req_to_sk(req_unhash), NULL);
-	if (*own_req)
+	if (*own_req) {
+		ireq->ireq_opt = NULL;
 		hsp_inc_stats(sock_net(sk), HSP_MIB_PASSIVE_OPENS);
+	} else {
+		/* Another CPU's child owns the request and its options. */
+		newinet->inet_opt = NULL;
+	}
 	return newsk;
 
 exit_overflow:
@@ -180,6 +229,7 @@ exit:
 	hsp_listendrop((struct sock *)sk);
 	return NULL;
 put_and_exit:
+	newinet->inet_opt = NULL;
 	inet_csk_prepare_forced_close(newsk);
 	hsp_done(newsk);
 	goto exit;
@@ -237,10 +287,19 @@ struct sock *hsp_check_req(struct sock *sk, struct sk_buff *skb,
 		return NULL;
 	}
 	if (hh->flags & HSP_FLAG_SYN) {
+		if (hsp_dup_syn_rate_limited(net, hreq))
+			return NULL;
 		/* The peer lost our SYN-ACK: send it again. */
-		if (hh->flags == HSP_FLAG_SYN && ntohl(hh->seq) == hreq->rcv_isn &&
-		    !hsp_dup_syn_rate_limited(net, hreq))
+		if (hh->flags == HSP_FLAG_SYN && ntohl(hh->seq) == hreq->rcv_isn)
 			inet_rtx_syn_ack(sk, req);
+		/*
+		 * Another SYN on this 4-tuple (a new connect() from a port whose
+		 * old handshake died): as TCP's out-of-window answer, an ACK
+		 * that the peer's SYN_SENT socket answers with the RST that
+		 * ends this stale request.
+		 */
+		else
+			req->rsk_ops->send_ack(sk, skb, req);
 		return NULL;
 	}
 	if (!(hh->flags & HSP_FLAG_ACK) ||
@@ -285,8 +344,9 @@ static void hsp_listen_rcv(struct sock *sk, struct sk_buff *skb)
 	hsp_v4_send_reset(sock_net(sk), skb);
 }
 
-static void hsp_rcv_syn_sent(struct sock *sk, const struct hsphdr *hh)
+static void hsp_rcv_syn_sent(struct sock *sk, const struct sk_buff *skb)
 {
+	const struct hsphdr *hh = hsp_hdr(skb);
 	struct hsp_sock *hs = hsp_sk(sk);
 	bool acks_our_syn = (hh->flags & HSP_FLAG_ACK) &&
 			    ntohl(hh->ack_seq) == hs->snd_isn + 1;
@@ -300,8 +360,16 @@ static void hsp_rcv_syn_sent(struct sock *sk, const struct hsphdr *hh)
 		hsp_done(sk);
 		return;
 	}
+	/*
+	 * An ACK of another SYN: a request the peer still holds for an older
+	 * connection on this 4-tuple. A RST ends it, as TCP answers.
+	 */
+	if ((hh->flags & HSP_FLAG_ACK) && !acks_our_syn) {
+		hsp_v4_send_reset(sock_net(sk), skb);
+		return;
+	}
 	if ((hh->flags & (HSP_FLAG_SYN | HSP_FLAG_ACK)) !=
-	    (HSP_FLAG_SYN | HSP_FLAG_ACK) || !acks_our_syn)
+	    (HSP_FLAG_SYN | HSP_FLAG_ACK))
 		return;
 
 	hs->rcv_isn = ntohl(hh->seq);
@@ -346,7 +414,7 @@ int hsp_do_rcv(struct sock *sk, struct sk_buff *skb)
 
 	switch (sk->sk_state) {
 	case TCP_SYN_SENT:
-		hsp_rcv_syn_sent(sk, hh);
+		hsp_rcv_syn_sent(sk, skb);
 		break;
 	case TCP_ESTABLISHED:
 		hsp_rcv_established(sk, hh);
@@ -427,6 +495,12 @@ lookup:
 			goto lookup;
 		}
 		sock_hold(sk);
+		/* Socket filter, cgroup ingress and LSM, as tcp_filter(). */
+		if (sk_filter_trim_cap(sk, skb, hh->doff * 4)) {
+			atomic_inc(&sk->sk_drops);
+			reqsk_put(req);
+			goto discard_and_put;
+		}
 		child = hsp_check_req(sk, skb, req);
 		if (!child) {
 			reqsk_put(req);
@@ -438,6 +512,10 @@ lookup:
 	}
 
 	if (sk->sk_state == TCP_LISTEN) {
+		if (sk_filter_trim_cap(sk, skb, hh->doff * 4)) {
+			atomic_inc(&sk->sk_drops);
+			goto discard_and_put_if_refcounted;
+		}
 		hsp_listen_rcv(sk, skb);
 		goto consume_and_put_if_refcounted;
 	}
@@ -452,6 +530,9 @@ consume_and_put:
 consume:
 	consume_skb(skb);
 	return 0;
+discard_and_put_if_refcounted:
+	if (!refcounted)
+		goto discard;
 discard_and_put:
 	sock_put(sk);
 discard:

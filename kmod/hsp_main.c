@@ -66,12 +66,6 @@ struct inet_timewait_death_row hsp_death_row = {
 	.hashinfo	= &hsp_hashinfo,
 };
 
-static void hsp_reqsk_send_ack(const struct sock *sk, struct sk_buff *skb,
-			       struct request_sock *req)
-{
-	/* Only TCP's paths call this; HSP never does. */
-}
-
 static void hsp_reqsk_destructor(struct request_sock *req)
 {
 	kfree(rcu_dereference_protected(inet_rsk(req)->ireq_opt, 1));
@@ -201,20 +195,14 @@ static void __net_exit hsp_net_exit(struct net *net)
 	inet_ctl_sock_destroy(hsp_pernet(net)->ctl_sk);
 }
 
-/* Requests of listeners in dying namespaces must not outlive them. */
-static void __net_exit hsp_net_exit_batch(struct list_head *net_exit_list)
-{
-#ifdef HSP_TWSK_PURGE_NO_FAMILY
-	inet_twsk_purge(&hsp_hashinfo);
-#else
-	inet_twsk_purge(&hsp_hashinfo, AF_INET);
-#endif
-}
-
+/*
+ * No .exit_batch: HSP creates no timewait socks, so there is nothing for
+ * inet_twsk_purge() to do, and a dying namespace has no sockets left (each
+ * holds a reference to it) nor requests (each holds its listener).
+ */
 static struct pernet_operations hsp_net_ops = {
 	.init		= hsp_net_init,
 	.exit		= hsp_net_exit,
-	.exit_batch	= hsp_net_exit_batch,
 	.id		= &hsp_net_id,
 	.size		= sizeof(struct hsp_net),
 };
@@ -224,9 +212,11 @@ static int __init hsp_init(void)
 	int err;
 
 	BUILD_BUG_ON(sizeof(struct hsphdr) != 16);
-	if (hsp_protocol <= 0 || hsp_protocol >= IPPROTO_MAX ||
+	/* The IP header's protocol field is 8 bits (inet_protos[] has 256). */
+	if (hsp_protocol <= 0 || hsp_protocol >= MAX_INET_PROTOS ||
 	    hsp_protocol == IPPROTO_RAW) {
-		pr_err("hsp: proto=%d is not an IP protocol number\n", hsp_protocol);
+		pr_err("hsp: proto=%d is not an IP protocol number from 1 to 254\n",
+		       hsp_protocol);
 		return -EINVAL;
 	}
 	hsp_protosw.protocol = hsp_protocol;
@@ -240,17 +230,21 @@ static int __init hsp_init(void)
 	err = register_pernet_subsys(&hsp_net_ops);
 	if (err)
 		goto out_unregister_proto;
-	inet_register_protosw(&hsp_protosw);
-	/* Last: from here on segments arrive. */
+	/*
+	 * Taking the IP protocol's handler slot is what proves the number
+	 * free (a stream protosw of another protocol has a handler too);
+	 * from here on segments arrive.
+	 */
 	if (inet_add_protocol(&hsp_net_protocol, hsp_protocol)) {
 		pr_err("hsp: IP protocol %d is taken\n", hsp_protocol);
 		err = -EBUSY;
-		goto out_unregister_protosw;
+		goto out_unregister_pernet;
 	}
+	/* Last, as it cannot fail: from here on users create sockets. */
+	inet_register_protosw(&hsp_protosw);
 	return 0;
 
-out_unregister_protosw:
-	inet_unregister_protosw(&hsp_protosw);
+out_unregister_pernet:
 	unregister_pernet_subsys(&hsp_net_ops);
 out_unregister_proto:
 	proto_unregister(&hsp_prot);
@@ -261,8 +255,8 @@ out_free_hashinfo:
 
 static void __exit hsp_exit(void)
 {
-	inet_del_protocol(&hsp_net_protocol, hsp_protocol);
 	inet_unregister_protosw(&hsp_protosw);
+	inet_del_protocol(&hsp_net_protocol, hsp_protocol);
 	unregister_pernet_subsys(&hsp_net_ops);
 	proto_unregister(&hsp_prot);
 	hsp_hashinfo_free(&hsp_hashinfo);

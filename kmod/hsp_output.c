@@ -79,6 +79,8 @@ int hsp_v4_send_synack(const struct sock *sk, struct request_sock *req)
 			htons(ireq->ir_num), ireq->ir_rmt_port, hreq->snt_isn,
 			hreq->rcv_isn + 1, HSP_FLAG_SYN | HSP_FLAG_ACK);
 	skb_dst_set(skb, dst);
+	/* Owned by the request, as TCP's: egress policy sees the listener. */
+	skb_set_owner_w(skb, req_to_sk(req));
 
 	rcu_read_lock();
 	err = ip_build_and_send_pkt(skb, sk, ireq->ir_loc_addr,
@@ -119,40 +121,19 @@ static bool hsp_reset_allowed(struct net *net)
 	return allowed;
 }
 
-/**
- * hsp_v4_send_reset() - answer a segment that no HSP socket takes with RST
- * @net: the namespace the segment arrived in
- * @skb: the offending segment, its header already validated
- *
- * Never answers a RST, nor anything not addressed to a local unicast
- * address, nor more than reset_rate segments a second. As TCP: a segment with ACK gets RST with seq = its ack_seq,
- * other segments RST|ACK acknowledging them.
+/*
+ * Answers @skb from the namespace's control socket, addresses and ports
+ * swapped: for segments no full socket sends (resets, a request's ACK).
  */
-void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb)
+static void hsp_v4_send_reply(struct net *net, const struct sk_buff *skb,
+			      u32 seq, u32 ack_seq, u8 flags)
 {
 	const struct hsphdr *hh = hsp_hdr(skb);
 	const struct iphdr *iph = ip_hdr(skb);
 	struct sock *ctl_sk = hsp_pernet(net)->ctl_sk;
-	u32 seq = 0, ack_seq = 0;
 	struct sk_buff *reply;
 	struct flowi4 fl4;
 	struct rtable *rt;
-	u8 flags;
-
-	if (hh->flags & HSP_FLAG_RST)
-		return;
-	if (!skb_rtable(skb) || skb_rtable(skb)->rt_type != RTN_LOCAL)
-		return;
-	if (!hsp_reset_allowed(net))
-		return;
-
-	if (hh->flags & HSP_FLAG_ACK) {
-		flags = HSP_FLAG_RST;
-		seq = ntohl(hh->ack_seq);
-	} else {
-		flags = HSP_FLAG_RST | HSP_FLAG_ACK;
-		ack_seq = ntohl(hh->seq) + !!(hh->flags & HSP_FLAG_SYN);
-	}
 
 	rt = ip_route_output_ports(net, &fl4, ctl_sk, iph->saddr, iph->daddr,
 				   hh->source, hh->dest, hsp_protocol, 0,
@@ -169,6 +150,52 @@ void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb)
 	skb_dst_set(reply, &rt->dst);
 	ip_build_and_send_pkt(reply, ctl_sk, iph->daddr, iph->saddr, NULL, 0);
 	hsp_count_out(net, flags);
+}
+
+/**
+ * hsp_v4_send_reset() - answer a segment that no HSP socket takes with RST
+ * @net: the namespace the segment arrived in
+ * @skb: the offending segment, its header already validated
+ *
+ * Never answers a RST, nor anything not addressed to a local unicast
+ * address, nor more than reset_rate segments a second. As TCP: a segment with ACK gets RST with seq = its ack_seq,
+ * other segments RST|ACK acknowledging them.
+ */
+void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb)
+{
+	const struct hsphdr *hh = hsp_hdr(skb);
+
+	if (hh->flags & HSP_FLAG_RST)
+		return;
+	if (!skb_rtable(skb) || skb_rtable(skb)->rt_type != RTN_LOCAL)
+		return;
+	if (!hsp_reset_allowed(net))
+		return;
+
+	if (hh->flags & HSP_FLAG_ACK)
+		hsp_v4_send_reply(net, skb, ntohl(hh->ack_seq), 0, HSP_FLAG_RST);
+	else
+		hsp_v4_send_reply(net, skb, 0,
+				  ntohl(hh->seq) + !!(hh->flags & HSP_FLAG_SYN),
+				  HSP_FLAG_RST | HSP_FLAG_ACK);
+}
+
+/**
+ * hsp_reqsk_send_ack() - &request_sock_ops.send_ack: a request's bare ACK
+ * @sk: the listener (unused: the answer is built from @skb and @req)
+ * @skb: the segment to answer, from the request's peer
+ * @req: the request in the SYN queue
+ *
+ * Tells a peer that sent another SYN on the request's 4-tuple which
+ * handshake this end is in; rate-limited by the caller.
+ */
+void hsp_reqsk_send_ack(const struct sock *sk, struct sk_buff *skb,
+			struct request_sock *req)
+{
+	const struct hsp_request_sock *hreq = hsp_rsk(req);
+
+	hsp_v4_send_reply(read_pnet(&inet_rsk(req)->ireq_net), skb,
+			  hreq->snt_isn + 1, hreq->rcv_isn + 1, HSP_FLAG_ACK);
 }
 
 /**
@@ -205,6 +232,8 @@ int hsp_send_control(struct sock *sk, u8 flags)
 		ack_seq = hs->rcv_isn + 1;
 	hsp_push_header(skb, inet->inet_saddr, inet->inet_daddr,
 			inet->inet_sport, inet->inet_dport, seq, ack_seq, flags);
+	/* Owned, as TCP's: cgroup egress, xt_owner and skuid match see sk. */
+	skb_set_owner_w(skb, sk);
 	err = ip_queue_xmit(sk, skb, &inet->cork.fl);
 	hsp_count_out(sock_net(sk), flags);
 	return net_xmit_eval(err);

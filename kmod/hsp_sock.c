@@ -7,6 +7,7 @@
  * at once, so there is no FIN exchange and no TIME_WAIT, and nothing keeps
  * the module loaded once the user sockets are gone.
  */
+#include <linux/bpf-cgroup.h>
 #include <linux/random.h>
 #include <net/inet_common.h>
 #include <net/ip.h>
@@ -98,11 +99,33 @@ void hsp_init_xmit_timers(struct sock *sk)
 				  hsp_idle_timer);
 }
 
+/**
+ * hsp_sync_mss() - &inet_connection_sock.icsk_sync_mss: the path MTU changed
+ * @sk: the socket
+ * @pmtu: the new path MTU
+ *
+ * Generic IPv4 code calls this on every connection socket when the IP
+ * options change (IP_OPTIONS, CIPSO), as DCCP's and TCP's. HSP sends bare
+ * headers, so it only records the MTU.
+ *
+ * Return: the largest payload a segment could carry.
+ */
+unsigned int hsp_sync_mss(struct sock *sk, u32 pmtu)
+{
+	struct inet_connection_sock *icsk = inet_csk(sk);
+	unsigned int overhead = icsk->icsk_af_ops->net_header_len +
+				icsk->icsk_ext_hdr_len + sizeof(struct hsphdr);
+
+	icsk->icsk_pmtu_cookie = pmtu;
+	return pmtu > overhead ? pmtu - overhead : 0;
+}
+
 static int hsp_v4_init_sock(struct sock *sk)
 {
 	struct inet_connection_sock *icsk = inet_csk(sk);
 
 	icsk->icsk_af_ops = &hsp_ipv4_af_ops;
+	icsk->icsk_sync_mss = hsp_sync_mss;
 	icsk->icsk_rto = HSP_TIMEOUT_INIT;
 	icsk->icsk_syn_retries = hsp_syn_retries;
 	hsp_init_xmit_timers(sk);
@@ -114,6 +137,17 @@ static void hsp_destroy_sock(struct sock *sk)
 	inet_csk_clear_xmit_timers(sk);
 	if (inet_csk(sk)->icsk_bind_hash)
 		inet_put_port(sk);
+}
+
+/* cgroup connect4 programs see HSP's connects as TCP's (tcp_v4_pre_connect). */
+static int hsp_v4_pre_connect(struct sock *sk, struct sockaddr *uaddr,
+			      int addr_len)
+{
+	/* Before the program reads the address it was given. */
+	if (addr_len < sizeof(struct sockaddr_in))
+		return -EINVAL;
+	sock_owned_by_me(sk);
+	return BPF_CGROUP_RUN_PROG_INET4_CONNECT(sk, uaddr);
 }
 
 static int hsp_v4_connect(struct sock *sk, struct sockaddr *uaddr, int addr_len)
@@ -356,6 +390,7 @@ struct proto hsp_prot = {
 	.name		= "hsp",
 	.owner		= THIS_MODULE,
 	.close		= hsp_close,
+	.pre_connect	= hsp_v4_pre_connect,
 	.connect	= hsp_v4_connect,
 	.disconnect	= hsp_disconnect,
 	.accept		= inet_csk_accept,

@@ -7,54 +7,15 @@ Syncookies are off in the server namespace: HSP has none, and TCP would
 otherwise answer a full SYN queue with cookies.
 """
 
-import socket
-
 import pytest
 
-from lib import hsp
 from lib.cmd import run, wait_until
-from lib.kernel import nstat, ss_listener, ss_syn_recv
-from lib.netns import NetNSPair, socket_in
+from lib.kernel import nstat
+from lib.netns import NetNSPair
+from lib.proto import PROTOCOLS
 from lib.qwatch import QwatchStream, once
 
 
-class Tcp:
-    name = "tcp"
-
-    def socket(self, ns):
-        return socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
-
-    def final_ack_match(self, port):
-        return f"tcp dport {port} tcp flags & (syn | ack) == ack"
-
-    def queues(self, ns, port):
-        accept_queue, accept_max, drops = ss_listener(ns, port)
-        return {"syn_queue": ss_syn_recv(ns, port), "accept_queue": accept_queue,
-                "accept_max": accept_max, "drops": drops}
-
-    def synack_retransmits(self, ns):
-        return nstat(ns, "TcpExtTCPSynRetrans")
-
-
-class Hsp:
-    name = "hsp"
-
-    def socket(self, ns):
-        return hsp.hsp_socket(ns)
-
-    def final_ack_match(self, port):
-        # HSP header: destination port at bytes 2-3, flags at byte 13.
-        return f"ip protocol {hsp.IPPROTO_HSP} @th,16,16 {port} @th,104,8 0x02"
-
-    def queues(self, ns, port):
-        row = hsp.proc_listener(ns, port)
-        return {key: row[key] for key in ("syn_queue", "accept_queue", "accept_max", "drops")}
-
-    def synack_retransmits(self, ns):
-        return hsp.stat(ns, "SynAckRetransmits")
-
-
-PROTOCOLS = [Tcp(), Hsp()]
 
 
 @pytest.fixture

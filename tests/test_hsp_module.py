@@ -95,3 +95,23 @@ def test_qwatch_follows_rmmod_and_insmod__tcp_throughout_hsp_again(reloadable):
                                what="hsp_module loaded again")
         assert back["watched"] is True
         listen_event_for("hsp")
+
+
+@pytest.mark.parametrize("proto", [6, 17, 0, 255, 256, 262, -1])
+def test_insmod_with_an_unusable_protocol_number__refused_and_nothing_changed(reloadable, proto):
+    """TCP's and UDP's numbers are taken, 255 is raw IP and numbers past 255
+    do not fit the IP header: each is refused with an error, and the
+    protocol that owns the number still works."""
+    hsp.unload()
+    proc = run(["insmod", hsp.MODULE, f"proto={proto}"], check=False)
+    assert proc.returncode != 0 and not hsp.loaded(), proc.stderr
+    with NetNSPair() as pair:
+        listener = socket_in(pair.server, socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind((pair.server_addr, 0))
+        listener.listen(1)
+        client = socket_in(pair.client, socket.AF_INET, socket.SOCK_STREAM)
+        client.settimeout(30)
+        client.connect(listener.getsockname())
+        child, _ = listener.accept()
+        for sock in (child, client, listener):
+            sock.close()

@@ -1,0 +1,310 @@
+# SPDX-License-Identifier: GPL-2.0
+"""HSP as attack surface and as a citizen of the host: what any local user
+can do to it through the socket API, and the host's packet policy (socket
+filters, nftables owner matches) applied to it. Every scenario runs for TCP
+and for HSP; TCP on the same kernel is the reference."""
+
+import ctypes
+import json
+import socket
+import struct
+import sys
+
+import pytest
+
+from lib import hsp
+from lib.cmd import run, scaled, wait_until
+from lib.hsp_wire import checksum, segment, tcp_syn
+from lib.netns import NetNSPair, socket_in
+from lib.proto import PROTOCOLS
+
+# Three NOPs and an end-of-list: IP options every kernel accepts.
+IP_OPTIONS_NOPS = b"\x01\x01\x01\x00"
+SO_ATTACH_FILTER = 26
+
+# Run as nobody in the client namespace: IP_OPTIONS in every socket state,
+# with valid, empty and invalid values; prints {state: [0 or errno, ...]}.
+UNPRIVILEGED_IP_OPTIONS = r"""
+import json, socket, sys
+
+proto, unreachable = int(sys.argv[1]), sys.argv[2]
+values = (b"", b"\x01\x01\x01\x00", b"\x00" * 41, b"\x44")
+
+def attempt(sock):
+    results = []
+    for value in values:
+        try:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, value)
+            results.append(0)
+        except OSError as e:
+            results.append(e.errno)
+    return results
+
+seen = {}
+listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+seen["new"] = attempt(listener)
+listener.bind(("127.0.0.1", 0))
+seen["bound"] = attempt(listener)
+listener.listen(4)
+seen["listening"] = attempt(listener)
+client = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+client.settimeout(30)
+client.connect(listener.getsockname())
+seen["connected"] = attempt(client)
+child, _ = listener.accept()
+seen["accepted"] = attempt(child)
+pending = socket.socket(socket.AF_INET, socket.SOCK_STREAM, proto)
+pending.setblocking(False)
+pending.connect_ex((unreachable, 9))
+seen["connecting"] = attempt(pending)
+for sock in (pending, child, client, listener):
+    sock.close()
+print(json.dumps(seen))
+"""
+
+
+@pytest.fixture
+def pair(netns_pair, hsp_module):
+    return netns_pair
+
+
+def nft(ns, ruleset):
+    run(["nft", "-f", "-"], ns=ns, input=ruleset)
+
+
+def nft_counter(ns, table):
+    """Packets counted by the one counter of inet @table in @ns."""
+    out = json.loads(run(["nft", "-j", "list", "table", "inet", table], ns=ns).stdout)
+    [counter] = [expr["counter"] for item in out["nftables"] if "rule" in item
+                 for expr in item["rule"]["expr"] if "counter" in expr]
+    return counter["packets"]
+
+
+def test_ip_options__any_user_in_any_state_as_for_tcp(pair):
+    """IP_OPTIONS makes generic IPv4 code call icsk_sync_mss on every
+    connection socket: HSP must have one (a NULL one crashed the kernel)."""
+    seen = {}
+    for proto in PROTOCOLS:
+        number = socket.IPPROTO_TCP if proto.name == "tcp" else hsp.IPPROTO_HSP
+        out = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                   sys.executable, "-c", UNPRIVILEGED_IP_OPTIONS, str(number), "10.77.0.99"],
+                  ns=pair.client).stdout
+        seen[proto.name] = json.loads(out)
+    assert seen["hsp"] == seen["tcp"]
+    assert seen["tcp"]["listening"][:2] == [0, 0]
+
+
+def test_ip_options__a_child_has_its_own_not_its_listeners(pair):
+    """A child takes the options of its request (none: neither protocol
+    echoes a SYN without options), never the listener's: sharing them would
+    free them twice."""
+    seen = {}
+    for proto in PROTOCOLS:
+        listener = proto.socket(pair.server)
+        listener.bind((pair.server_addr, 0))
+        listener.listen(4)
+        listener.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, IP_OPTIONS_NOPS)
+        client = proto.socket(pair.client)
+        client.settimeout(scaled(30))
+        client.connect(listener.getsockname())
+        child, _ = listener.accept()
+        seen[proto.name] = (listener.getsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, 40),
+                            child.getsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, 40))
+        # Replacing the child's options frees what it holds: not the listener's.
+        child.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, IP_OPTIONS_NOPS)
+        for sock in (child, client, listener):
+            sock.close()
+    assert seen["hsp"] == seen["tcp"]
+    assert seen["tcp"][0] != b"" and seen["tcp"][1] == b""
+
+
+def attach_drop_all_filter(sock):
+    """SO_ATTACH_FILTER with one classic BPF instruction: return 0 (drop)."""
+    program = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))  # BPF_RET|BPF_K
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
+                    struct.pack("HP", 1, ctypes.addressof(program)))
+
+
+def test_socket_filter__drops_final_acks_and_syns_as_for_tcp(hsp_module):
+    """A listener's socket filter sees every segment for the listener and
+    for its requests, as TCP runs it (and cgroup ingress and the LSM) in
+    tcp_filter(); each segment it drops counts in the listener's drops."""
+    outcome = {}
+    for proto in PROTOCOLS:
+        with NetNSPair() as pair:
+            listener = proto.socket(pair.server)
+            listener.bind((pair.server_addr, 0))
+            listener.listen(8)
+            port = listener.getsockname()[1]
+            nft(pair.client, f"""table inet qwhold {{ chain output {{
+                type filter hook output priority 0; {proto.final_ack_match(port)} drop; }}; }}""")
+            clients = [proto.socket(pair.client) for _ in range(2)]
+            clients[0].setblocking(False)
+            clients[0].connect_ex((pair.server_addr, port))
+            wait_until(lambda: proto.requests(pair.server, port) == 1, what="the request")
+            attach_drop_all_filter(listener)
+            drops = proto.queues(pair.server, port)["drops"]
+            # The final ACK, answering the next SYN-ACK retransmission, and
+            # a new SYN: both for the filter.
+            run(["nft", "delete", "table", "inet", "qwhold"], ns=pair.client)
+            clients[1].setblocking(False)
+            clients[1].connect_ex((pair.server_addr, port))
+            wait_until(lambda: proto.queues(pair.server, port)["drops"] - drops >= 2,
+                       what=f"{proto.name}: the filter to drop an ACK and a SYN")
+            queues = proto.queues(pair.server, port)
+            outcome[proto.name] = {"syn_queue": queues["syn_queue"],
+                                   "accept_queue": queues["accept_queue"]}
+            for sock in clients + [listener]:
+                sock.close()
+    assert outcome["hsp"] == outcome["tcp"] == {"syn_queue": 1, "accept_queue": 0}
+
+
+def test_nft_owner_match__sees_hsp_segments_as_tcp_segments(hsp_module):
+    """nftables' meta skuid (like xt_owner and cgroup egress programs) needs
+    the sending socket on the packet: a connect's SYN carries the client,
+    a SYN-ACK the listener (through its request)."""
+    outcome = {}
+    for proto in PROTOCOLS:
+        seen = {}
+        for side in ("client", "server"):
+            with NetNSPair() as pair:
+                listener = proto.socket(pair.server)
+                listener.bind((pair.server_addr, 0))
+                listener.listen(8)
+                port = listener.getsockname()[1]
+                ns = pair.client if side == "client" else pair.server
+                nft(ns, """table inet qwowner { chain output {
+                    type filter hook output priority 0; meta skuid 0 counter drop; }; }""")
+                client = proto.socket(pair.client)
+                client.setblocking(False)
+                client.connect_ex((pair.server_addr, port))
+                wait_until(lambda: nft_counter(ns, "qwowner") > 0,
+                           what=f"{proto.name}: the {side}'s owner rule to match")
+                seen[side] = {"requests": proto.requests(pair.server, port),
+                              "accept_queue": proto.queues(pair.server, port)["accept_queue"]}
+                client.close()
+                listener.close()
+        outcome[proto.name] = seen
+    assert outcome["hsp"] == outcome["tcp"]
+    # The client's SYN dropped: no request; the SYN-ACK dropped: one waits.
+    assert outcome["tcp"] == {"client": {"requests": 0, "accept_queue": 0},
+                              "server": {"requests": 1, "accept_queue": 0}}
+
+
+def test_reconnect_from_the_port_of_a_stale_request__as_for_tcp(hsp_module):
+    """A client whose final ACK and reset were lost leaves a request behind.
+    A new connect() from the same port meets it: the server answers its SYN
+    with an ACK of the old handshake, the client resets the request and its
+    next SYN gets through, after one retransmission, not after the request's
+    minute-long life."""
+    outcome = {}
+    for proto in PROTOCOLS:
+        with NetNSPair() as pair:
+            listener = proto.socket(pair.server)
+            listener.bind((pair.server_addr, 0))
+            listener.listen(8)
+            port = listener.getsockname()[1]
+            nft(pair.client, f"""table inet qwstale {{ chain output {{
+                type filter hook output priority 0;
+                {proto.final_ack_match(port)} drop; {proto.reset_match(port)} drop; }}; }}""")
+            first = proto.socket(pair.client)
+            first.bind((pair.client_addr, 0))
+            sport = first.getsockname()[1]
+            first.settimeout(scaled(30))
+            first.connect((pair.server_addr, port))
+            wait_until(lambda: proto.requests(pair.server, port) == 1, what="the stale request")
+            # An abortive close: the port is free at once, as HSP's always are.
+            first.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            first.close()
+            run(["nft", "delete", "table", "inet", "qwstale"], ns=pair.client)
+
+            retransmits = proto.syn_retransmits(pair.client)
+            second = proto.socket(pair.client)
+            second.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            second.bind((pair.client_addr, sport))
+            second.settimeout(scaled(30))
+            second.connect((pair.server_addr, port))
+            child, peer = listener.accept()
+            outcome[proto.name] = {"peer": peer == (pair.client_addr, sport),
+                                   "syn_retransmits": proto.syn_retransmits(pair.client)
+                                   - retransmits}
+            for sock in (child, second, listener):
+                sock.close()
+    assert outcome["hsp"] == outcome["tcp"] == {"peer": True, "syn_retransmits": 1}
+
+
+def ipv4_packet(src, dst, protocol, payload):
+    """An IPv4 header with its checksum, then @payload."""
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0, 64, protocol, 0,
+                         socket.inet_aton(src), socket.inet_aton(dst))
+    return header[:10] + struct.pack("!H", checksum(header)) + header[12:] + payload
+
+
+def mac_address(ns, dev):
+    return bytes.fromhex(run(["cat", f"/sys/class/net/{dev}/address"], ns=ns)
+                         .stdout.strip().replace(":", ""))
+
+
+def test_syn_to_an_ip_broadcast_in_a_unicast_frame__dropped_as_by_tcp(hsp_module):
+    """A SYN whose IP destination is the subnet's broadcast address, in an
+    Ethernet frame addressed to the server alone (so not dropped as a
+    broadcast frame): the route says broadcast, and TCP drops it at the
+    listener, counted; so must HSP, instead of opening a request."""
+    broadcast, sport = "10.77.0.255", 40000
+    outcome = {}
+    for proto in PROTOCOLS:
+        with NetNSPair() as pair:
+            listener = proto.socket(pair.server)
+            listener.bind(("0.0.0.0", 0))
+            listener.listen(8)
+            port = listener.getsockname()[1]
+            if proto.name == "tcp":
+                payload, number = tcp_syn(pair.client_addr, broadcast, sport, port, 1000), 6
+            else:
+                payload = segment(pair.client_addr, broadcast, sport, port, seq=1000)
+                number = hsp.IPPROTO_HSP
+            frame = (mac_address(pair.server, pair.server_dev)
+                     + mac_address(pair.client, pair.client_dev) + b"\x08\x00"
+                     + ipv4_packet(pair.client_addr, broadcast, number, payload))
+            with socket_in(pair.client, socket.AF_PACKET, socket.SOCK_RAW) as link:
+                link.bind((pair.client_dev, 0))
+                link.send(frame)
+            wait_until(lambda: proto.queues(pair.server, port)["drops"] == 1,
+                       what=f"{proto.name}: the listener to drop the SYN")
+            outcome[proto.name] = proto.requests(pair.server, port)
+            listener.close()
+    assert outcome["hsp"] == outcome["tcp"] == 0
+
+
+@pytest.fixture
+def vrf_module():
+    """The VRF driver (a module in Debian's kernel)."""
+    run(["modprobe", "vrf"])
+
+
+def test_vrf__a_child_is_bound_to_the_vrf_its_syn_came_in_on(hsp_module, vrf_module):
+    """With the server's link in a VRF and tcp_l3mdev_accept on, an unbound
+    listener takes connections from the VRF, and each child is bound to the
+    VRF its SYN arrived in (the request's ir_iif), not to the listener's
+    device: its traffic must stay in that VRF."""
+    outcome = {}
+    for proto in PROTOCOLS:
+        with NetNSPair() as pair:
+            for cmd in (["ip", "link", "add", "qwvrf", "type", "vrf", "table", "10"],
+                        ["ip", "link", "set", "qwvrf", "up"],
+                        ["ip", "link", "set", pair.server_dev, "master", "qwvrf"],
+                        ["sysctl", "-qw", "net.ipv4.tcp_l3mdev_accept=1"]):
+                run(cmd, ns=pair.server)
+            # The address now lives in the VRF's table: bind the wildcard.
+            listener = proto.socket(pair.server)
+            listener.bind(("0.0.0.0", 0))
+            listener.listen(4)
+            client = proto.socket(pair.client)
+            client.settimeout(scaled(30))
+            client.connect((pair.server_addr, listener.getsockname()[1]))
+            child, _ = listener.accept()
+            outcome[proto.name] = [sock.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16)
+                                   for sock in (listener, child)]
+            for sock in (child, client, listener):
+                sock.close()
+    assert outcome["hsp"] == outcome["tcp"] == [b"", b"qwvrf\0"]
