@@ -40,7 +40,7 @@ USER_SRCS := $(wildcard user/*.cpp)
 USER_OBJS := $(patsubst user/%.cpp,$(OUTPUT)/user/%.o,$(USER_SRCS))
 KMOD_SRCS := $(wildcard kmod/*.c)
 
-.PHONY: all deps deps-debug kmod bpf user test test-host test-vm test-debug demo bench htmldocs vm-shell clean
+.PHONY: all deps deps-debug kmod bpf user test test-host test-vm test-debug fuzz demo bench htmldocs vm-shell clean
 all: kmod bpf user
 
 deps:
@@ -149,6 +149,16 @@ test-debug: deps-debug bpf user
 htmldocs:
 	KERNELDOC=/usr/src/linux-headers-$(KVER:-amd64=-common)/scripts/kernel-doc \
 		sphinx-build -W --keep-going -q -b html Documentation $(OUTPUT)/htmldocs
+
+# make fuzz: HSP's socket API fuzzer alone for SECONDS (make test runs it
+# for 120 s); HSP_FUZZ_SEED=S replays a seed. Every call is logged in
+# build/fuzz/calls-SEED.log before it is made.
+SECONDS ?= 600
+
+fuzz: all
+	tests/vm/run --kernel $(KVER) --append '$(VM_APPEND)' --timeout $$(( $(SECONDS) + 900 )) -v -- \
+		env HSP_FUZZ_SECONDS=$(SECONDS) $(if $(HSP_FUZZ_SEED),HSP_FUZZ_SEED=$(HSP_FUZZ_SEED)) \
+		$(PYTHON) -m pytest -p no:cacheprovider -v -s tests/test_hsp_fuzz.py
 
 # Handshake rates of TCP and HSP and qwatch's cost, in interleaved rounds in
 # one VM run (tests/bench/bench.py); results in build/bench/. Not in `make test`.

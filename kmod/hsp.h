@@ -32,6 +32,8 @@
  */
 #define HSP_TIMEOUT_INIT	((unsigned int)(1 * HZ))
 #define HSP_RTO_MAX		((unsigned int)(120 * HZ))
+/* TCP's TCP_TIMEOUT_MIN: "at once" for a timer. */
+#define HSP_TIMEOUT_MIN		2U
 #define HSP_MAX_HEADER		(MAX_HEADER + sizeof(struct iphdr) + sizeof(struct hsphdr))
 
 /**

@@ -18,6 +18,7 @@
 #include <net/ip.h>
 #include <net/route.h>
 #include <net/sock.h>
+#include <net/xfrm.h>
 
 #include "hsp.h"
 
@@ -70,7 +71,7 @@ static void hsp_openreq_init(struct request_sock *req, const struct sock *sk,
 	ireq->ir_iif = inet_request_bound_dev_if(sk, skb);
 	/* The request timer keeps an acked request whose SYN-ACK fails. */
 	ireq->acked = 0;
-	/* inet_csk_route_req() routes IP_TRANSPARENT listeners' answers. */
+	/* inet_sk_transparent() (nft socket, xt_socket) reads it off a request. */
 	ireq->no_srccheck = inet_sk(sk)->transparent;
 	/* TCP's options: HSP negotiates none. */
 	ireq->tstamp_ok = 0;
@@ -84,6 +85,9 @@ static void hsp_openreq_init(struct request_sock *req, const struct sock *sk,
 #endif
 	req->rsk_rcv_wnd = 0;
 	req->syncookie = 0;
+	/* Read by XPS once a SYN-ACK is owned by the request. */
+	sk_rx_queue_clear(req_to_sk(req));
+	sk_rx_queue_set(req_to_sk(req), skb);
 	hreq->rcv_isn = ntohl(hh->seq);
 	hreq->snt_isn = get_random_u32();
 	hreq->last_dup_syn_answer = 0;
@@ -179,7 +183,11 @@ static struct sock *hsp_v4_syn_recv_sock(const struct sock *sk,
 	newinet = inet_sk(newsk);
 	sk_daddr_set(newsk, ireq->ir_rmt_addr);
 	sk_rcv_saddr_set(newsk, ireq->ir_loc_addr);
-	/* The interface (or VRF) the SYN came in on, not the listener's. */
+	/*
+	 * The request's device, not the listener's: the same unless the
+	 * listener is unbound and tcp_l3mdev_accept put the request in the
+	 * VRF its SYN came in on.
+	 */
 	newsk->sk_bound_dev_if = ireq->ir_iif;
 	newinet->inet_saddr = ireq->ir_loc_addr;
 	/*
@@ -236,17 +244,19 @@ put_and_exit:
 }
 
 /*
- * As TCP's tcp_oow_rate_limited(): a request answers duplicate SYNs at most
- * once per net.ipv4.tcp_invalid_ratelimit, so a peer replaying one SYN
- * cannot make it send a SYN-ACK per copy.
+ * As TCP's tcp_oow_rate_limited(): a request answers another SYN (a copy of
+ * its own, or one of a new connection on its 4-tuple) at most once per
+ * net.ipv4.tcp_invalid_ratelimit, so a peer replaying SYNs cannot make it
+ * send a segment per SYN. Requests are handled on several CPUs at once.
  */
-static bool hsp_dup_syn_rate_limited(const struct net *net,
+static bool hsp_req_syn_rate_limited(const struct net *net,
 				     struct hsp_request_sock *hreq)
 {
+	u32 last = READ_ONCE(hreq->last_dup_syn_answer);
 	u32 now = (u32)jiffies;
 
-	if (hreq->last_dup_syn_answer) {
-		s32 elapsed = (s32)(now - hreq->last_dup_syn_answer);
+	if (last) {
+		s32 elapsed = (s32)(now - last);
 
 		if (elapsed >= 0 &&
 		    elapsed < READ_ONCE(net->ipv4.sysctl_tcp_invalid_ratelimit)) {
@@ -254,7 +264,7 @@ static bool hsp_dup_syn_rate_limited(const struct net *net,
 			return true;
 		}
 	}
-	hreq->last_dup_syn_answer = now;
+	WRITE_ONCE(hreq->last_dup_syn_answer, now);
 	return false;
 }
 
@@ -287,19 +297,21 @@ struct sock *hsp_check_req(struct sock *sk, struct sk_buff *skb,
 		return NULL;
 	}
 	if (hh->flags & HSP_FLAG_SYN) {
-		if (hsp_dup_syn_rate_limited(net, hreq))
+		if (hsp_req_syn_rate_limited(net, hreq))
 			return NULL;
-		/* The peer lost our SYN-ACK: send it again. */
-		if (hh->flags == HSP_FLAG_SYN && ntohl(hh->seq) == hreq->rcv_isn)
+		if (hh->flags == HSP_FLAG_SYN && ntohl(hh->seq) == hreq->rcv_isn) {
+			/* The peer lost our SYN-ACK: send it again. */
 			inet_rtx_syn_ack(sk, req);
-		/*
-		 * Another SYN on this 4-tuple (a new connect() from a port whose
-		 * old handshake died): as TCP's out-of-window answer, an ACK
-		 * that the peer's SYN_SENT socket answers with the RST that
-		 * ends this stale request.
-		 */
-		else
-			req->rsk_ops->send_ack(sk, skb, req);
+		} else {
+			/*
+			 * Another SYN on this 4-tuple (a new connect() from a
+			 * port whose old handshake died): as TCP's
+			 * out-of-window answer, an ACK, which the peer's
+			 * SYN_SENT socket answers with the RST that ends this
+			 * stale request.
+			 */
+			hsp_reqsk_send_ack(sk, skb, req);
+		}
 		return NULL;
 	}
 	if (!(hh->flags & HSP_FLAG_ACK) ||
@@ -365,6 +377,10 @@ static void hsp_rcv_syn_sent(struct sock *sk, const struct sk_buff *skb)
 	 * connection on this 4-tuple. A RST ends it, as TCP answers.
 	 */
 	if ((hh->flags & HSP_FLAG_ACK) && !acks_our_syn) {
+		/* As TCP: the SYN again at once, unless it was sent again already. */
+		if (!inet_csk(sk)->icsk_retransmits)
+			inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS,
+						  HSP_TIMEOUT_MIN, HSP_RTO_MAX);
 		hsp_v4_send_reset(sock_net(sk), skb);
 		return;
 	}
@@ -481,7 +497,9 @@ lookup:
 	sk = __inet_lookup_skb(&hsp_hashinfo, skb, hh->doff * 4, hh->source,
 			       hh->dest, inet_sdif(skb), &refcounted);
 	if (!sk) {
-		hsp_v4_send_reset(net, skb);
+		/* IPsec input policy first, as tcp_v4_rcv() (no_tcp_socket). */
+		if (xfrm4_policy_check(NULL, XFRM_POLICY_IN, skb))
+			hsp_v4_send_reset(net, skb);
 		goto discard;
 	}
 
@@ -490,6 +508,11 @@ lookup:
 		struct sock *child;
 
 		sk = req->rsk_listener;
+		if (!xfrm4_policy_check(sk, XFRM_POLICY_IN, skb)) {
+			atomic_inc(&sk->sk_drops);
+			reqsk_put(req);
+			goto discard;
+		}
 		if (unlikely(sk->sk_state != TCP_LISTEN)) {
 			inet_csk_reqsk_queue_drop_and_put(sk, req);
 			goto lookup;
@@ -511,6 +534,10 @@ lookup:
 		goto consume_and_put;
 	}
 
+	if (!xfrm4_policy_check(sk, XFRM_POLICY_IN, skb)) {
+		atomic_inc(&sk->sk_drops);
+		goto discard_and_put_if_refcounted;
+	}
 	if (sk->sk_state == TCP_LISTEN) {
 		if (sk_filter_trim_cap(sk, skb, hh->doff * 4)) {
 			atomic_inc(&sk->sk_drops);

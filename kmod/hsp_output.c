@@ -81,6 +81,8 @@ int hsp_v4_send_synack(const struct sock *sk, struct request_sock *req)
 	skb_dst_set(skb, dst);
 	/* Owned by the request, as TCP's: egress policy sees the listener. */
 	skb_set_owner_w(skb, req_to_sk(req));
+	/* The request's mark (fwmark_accept), which ip_build_and_send_pkt() keeps. */
+	skb->mark = ireq->ir_mark;
 
 	rcu_read_lock();
 	err = ip_build_and_send_pkt(skb, sk, ireq->ir_loc_addr,
@@ -128,9 +130,9 @@ static bool hsp_reset_allowed(struct net *net)
 static void hsp_v4_send_reply(struct net *net, const struct sk_buff *skb,
 			      u32 seq, u32 ack_seq, u8 flags)
 {
+	struct sock *ctl_sk = hsp_pernet(net)->ctl_sk;
 	const struct hsphdr *hh = hsp_hdr(skb);
 	const struct iphdr *iph = ip_hdr(skb);
-	struct sock *ctl_sk = hsp_pernet(net)->ctl_sk;
 	struct sk_buff *reply;
 	struct flowi4 fl4;
 	struct rtable *rt;
@@ -158,8 +160,9 @@ static void hsp_v4_send_reply(struct net *net, const struct sk_buff *skb,
  * @skb: the offending segment, its header already validated
  *
  * Never answers a RST, nor anything not addressed to a local unicast
- * address, nor more than reset_rate segments a second. As TCP: a segment with ACK gets RST with seq = its ack_seq,
- * other segments RST|ACK acknowledging them.
+ * address, nor more than reset_rate segments a second. As TCP: a segment
+ * with ACK gets RST with seq = its ack_seq, other segments RST|ACK
+ * acknowledging them.
  */
 void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb)
 {
@@ -167,7 +170,11 @@ void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb)
 
 	if (hh->flags & HSP_FLAG_RST)
 		return;
-	if (!skb_rtable(skb) || skb_rtable(skb)->rt_type != RTN_LOCAL)
+	/*
+	 * Only local unicast destinations. A segment queued to a socket's
+	 * backlog may have lost its dst; it matched a socket, so it was local.
+	 */
+	if (skb_rtable(skb) && skb_rtable(skb)->rt_type != RTN_LOCAL)
 		return;
 	if (!hsp_reset_allowed(net))
 		return;

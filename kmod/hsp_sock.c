@@ -5,7 +5,8 @@
  * A simplification against TCP, documented in Documentation/hsp.rst: HSP
  * closes abortively. close() of a connected socket sends RST and frees it
  * at once, so there is no FIN exchange and no TIME_WAIT, and nothing keeps
- * the module loaded once the user sockets are gone.
+ * the module loaded once the user's sockets and the segments they sent
+ * (each holds its socket's memory) are gone.
  */
 #include <linux/bpf-cgroup.h>
 #include <linux/random.h>
@@ -100,9 +101,10 @@ void hsp_init_xmit_timers(struct sock *sk)
 }
 
 /**
- * hsp_sync_mss() - &inet_connection_sock.icsk_sync_mss: the path MTU changed
+ * hsp_sync_mss() - &inet_connection_sock.icsk_sync_mss: the MTU or the IP
+ *	options changed
  * @sk: the socket
- * @pmtu: the new path MTU
+ * @pmtu: the path MTU
  *
  * Generic IPv4 code calls this on every connection socket when the IP
  * options change (IP_OPTIONS, CIPSO), as DCCP's and TCP's. HSP sends bare
@@ -203,6 +205,7 @@ static int hsp_v4_connect(struct sock *sk, struct sockaddr *uaddr, int addr_len)
 		goto failure;
 	}
 	sk_setup_caps(sk, &rt->dst);
+	hsp_sync_mss(sk, dst_mtu(&rt->dst));
 
 	atomic_set(&inet->inet_id, get_random_u16());
 	hsp_sk(sk)->snd_isn = get_random_u32();
@@ -384,7 +387,7 @@ const struct proto_ops hsp_inet_ops = {
 	.sendpage	= sock_no_sendpage,
 };
 
-DEFINE_PER_CPU(unsigned int, hsp_orphan_count);
+static DEFINE_PER_CPU(unsigned int, hsp_orphan_count);
 
 struct proto hsp_prot = {
 	.name		= "hsp",
@@ -402,6 +405,8 @@ struct proto hsp_prot = {
 	.hash		= inet_hash,
 	.unhash		= inet_unhash,
 	.get_port	= inet_csk_get_port,
+	/* __inet_bind() releases the port with it when post_bind4 refuses. */
+	.put_port	= inet_put_port,
 	.orphan_count	= &hsp_orphan_count,
 	.max_header	= HSP_MAX_HEADER,
 	.obj_size	= sizeof(struct hsp_sock),

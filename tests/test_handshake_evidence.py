@@ -10,8 +10,6 @@ other run-specific values, to Documentation/evidence/: a changed file in
 import os
 import socket
 
-import pytest
-
 from lib import hsp
 from lib.cmd import run, wait_until
 from lib.kernel import ss_listener

@@ -316,3 +316,70 @@ def test_icmp_errors_quoting_forged_headers__ignored(peer):
     assert peer.exchange() == []
     assert peer.requests() == 1
     peer.still_accepts()
+
+
+def test_request_whose_synack_cannot_be_sent__dropped_at_its_first_retry_as_by_tcp(peer):
+    """The request timer keeps a request whose SYN-ACK fails only if it was
+    acked (its final ACK met a full accept queue). Request socks are never
+    zeroed: a request reusing the memory of one that overflowed must still
+    start unacked, and go at its first failed retry, as TCP's does."""
+    server, client = peer.pair.server, peer.pair.client
+    # Backlog 2: two requests fit the SYN queue, three children fill the
+    # accept queue (it takes backlog + 1).
+    listener, port = hsp.listen(server, peer.pair.server_addr, 2)
+
+    def syn(sport):
+        [syn_ack] = peer.exchange(peer.build(sport, dport=port, seq=PEER_ISN, flags=SYN))
+        return syn_ack
+
+    def final_ack(sport, syn_ack):
+        return peer.exchange(peer.build(sport, dport=port, seq=PEER_ISN + 1,
+                                        ack_seq=syn_ack["seq"] + 1, flags=ACK))
+
+    # A SYN finds a full accept queue dropped: the request first, then the
+    # children that fill the queue, then its final ACK, which overflows it.
+    overflowed = peer.new_sport()
+    overflowed_synack = syn(overflowed)
+    for _ in range(3):
+        filler = peer.new_sport()
+        final_ack(filler, syn(filler))
+    overflows = peer.stat("ListenOverflows")
+    final_ack(overflowed, overflowed_synack)  # its request is now acked
+    assert peer.stat("ListenOverflows") == overflows + 1
+    # Freed on this CPU, its memory is the next request's.
+    peer.exchange(peer.build(overflowed, dport=port, seq=PEER_ISN + 1, flags=RST))
+    assert hsp.proc_requests(server, port) == 0
+    for _ in range(3):
+        listener.accept()[0].close()
+
+    # From here on the server cannot send a SYN-ACK: sending fails (EPERM).
+    run(["nft", "-f", "-"], ns=server, input=f"""table inet qwnosynack {{
+        chain output {{ type filter hook output priority 0;
+            tcp flags & (syn | ack) == syn | ack drop;
+            ip protocol {hsp.IPPROTO_HSP} @th,104,8 0x03 drop; }}; }}""")
+    tcp_listener = socket_in(server, socket.AF_INET, socket.SOCK_STREAM)
+    tcp_listener.bind((peer.pair.server_addr, 0))
+    tcp_listener.listen(8)
+    tcp_port = tcp_listener.getsockname()[1]
+    sender = raw_sender(client, socket.IPPROTO_TCP, RAW_MARK)
+    def timer_runs():  # runs of request timers: one per retry or expiry
+        return nstat(server, "TcpExtTCPTimeouts"), peer.stat("RequestTimeouts")
+
+    def retransmits():
+        return nstat(server, "TcpExtTCPSynRetrans"), peer.stat("SynAckRetransmits")
+
+    runs_before, retransmits_before = timer_runs(), retransmits()
+    sender.sendto(tcp_syn(peer.pair.client_addr, peer.pair.server_addr, 30002, tcp_port,
+                          PEER_ISN), (peer.pair.server_addr, 0))
+    peer.raw.send(peer.pair.server_addr,
+                  peer.build(peer.new_sport(), dport=port, seq=PEER_ISN, flags=SYN))
+    # The first retry comes after 1 s; a request kept after it would live
+    # for a minute.
+    wait_until(lambda: ss_syn_recv(server, tcp_port) == hsp.proc_requests(server, port) == 0
+               and all(after > before for after, before in zip(timer_runs(), runs_before)),
+               timeout=10, what="both requests to go at their first failed retry")
+    assert [after - before for after, before in zip(timer_runs(), runs_before)] == [1, 1]
+    assert retransmits() == retransmits_before
+    sender.close()
+    tcp_listener.close()
+    listener.close()

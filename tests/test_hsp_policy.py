@@ -100,9 +100,7 @@ def test_ip_options__a_child_has_its_own_not_its_listeners(pair):
     free them twice."""
     seen = {}
     for proto in PROTOCOLS:
-        listener = proto.socket(pair.server)
-        listener.bind((pair.server_addr, 0))
-        listener.listen(4)
+        listener, _ = proto.listen(pair.server, pair.server_addr, 4)
         listener.setsockopt(socket.IPPROTO_IP, socket.IP_OPTIONS, IP_OPTIONS_NOPS)
         client = proto.socket(pair.client)
         client.settimeout(scaled(30))
@@ -132,10 +130,7 @@ def test_socket_filter__drops_final_acks_and_syns_as_for_tcp(hsp_module):
     outcome = {}
     for proto in PROTOCOLS:
         with NetNSPair() as pair:
-            listener = proto.socket(pair.server)
-            listener.bind((pair.server_addr, 0))
-            listener.listen(8)
-            port = listener.getsockname()[1]
+            listener, port = proto.listen(pair.server, pair.server_addr, 8)
             nft(pair.client, f"""table inet qwhold {{ chain output {{
                 type filter hook output priority 0; {proto.final_ack_match(port)} drop; }}; }}""")
             clients = [proto.socket(pair.client) for _ in range(2)]
@@ -168,10 +163,7 @@ def test_nft_owner_match__sees_hsp_segments_as_tcp_segments(hsp_module):
         seen = {}
         for side in ("client", "server"):
             with NetNSPair() as pair:
-                listener = proto.socket(pair.server)
-                listener.bind((pair.server_addr, 0))
-                listener.listen(8)
-                port = listener.getsockname()[1]
+                listener, port = proto.listen(pair.server, pair.server_addr, 8)
                 ns = pair.client if side == "client" else pair.server
                 nft(ns, """table inet qwowner { chain output {
                     type filter hook output priority 0; meta skuid 0 counter drop; }; }""")
@@ -192,43 +184,51 @@ def test_nft_owner_match__sees_hsp_segments_as_tcp_segments(hsp_module):
 
 
 def test_reconnect_from_the_port_of_a_stale_request__as_for_tcp(hsp_module):
-    """A client whose final ACK and reset were lost leaves a request behind.
-    A new connect() from the same port meets it: the server answers its SYN
-    with an ACK of the old handshake, the client resets the request and its
-    next SYN gets through, after one retransmission, not after the request's
-    minute-long life."""
+    """A client whose final ACK and reset were lost leaves a request behind
+    (HSP has no TIME_WAIT, so its ports are reused at once). A new connect()
+    from the same port meets it: the server answers its SYN with an ACK of
+    the old handshake, the client resets the request and its next SYN gets
+    through, after one retransmission, not after the request's minute-long
+    life."""
+    stale_isn = 7000
     outcome = {}
     for proto in PROTOCOLS:
         with NetNSPair() as pair:
-            listener = proto.socket(pair.server)
-            listener.bind((pair.server_addr, 0))
-            listener.listen(8)
-            port = listener.getsockname()[1]
-            nft(pair.client, f"""table inet qwstale {{ chain output {{
-                type filter hook output priority 0;
-                {proto.final_ack_match(port)} drop; {proto.reset_match(port)} drop; }}; }}""")
-            first = proto.socket(pair.client)
-            first.bind((pair.client_addr, 0))
-            sport = first.getsockname()[1]
-            first.settimeout(scaled(30))
-            first.connect((pair.server_addr, port))
+            listener, port = proto.listen(pair.server, pair.server_addr, 8)
+            probe = proto.socket(pair.client)
+            probe.bind((pair.client_addr, 0))
+            sport = probe.getsockname()[1]
+            probe.close()
+            # The stale handshake: a SYN from the port, and none of the
+            # SYN-ACKs of its request ever reach the client's kernel (which
+            # would reset the request itself); its ACK to a new SYN does.
+            if proto.name == "tcp":
+                number = socket.IPPROTO_TCP
+                syn = tcp_syn(pair.client_addr, pair.server_addr, sport, port, stale_isn)
+                stale_synack = (f"tcp sport {port} tcp flags & (syn | ack) == syn | ack "
+                                f"tcp ackseq {stale_isn + 1}")
+            else:
+                number = hsp.IPPROTO_HSP
+                syn = segment(pair.client_addr, pair.server_addr, sport, port, seq=stale_isn)
+                stale_synack = (f"ip protocol {number} @th,0,16 {port} @th,104,8 0x03 "
+                                f"@th,64,32 {stale_isn + 1}")
+            nft(pair.client, f"""table inet qwstale {{ chain input {{
+                type filter hook input priority 0; {stale_synack} drop; }}; }}""")
+            with socket_in(pair.client, socket.AF_INET, socket.SOCK_RAW, number) as raw:
+                raw.sendto(syn, (pair.server_addr, 0))
             wait_until(lambda: proto.requests(pair.server, port) == 1, what="the stale request")
-            # An abortive close: the port is free at once, as HSP's always are.
-            first.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            first.close()
-            run(["nft", "delete", "table", "inet", "qwstale"], ns=pair.client)
 
             retransmits = proto.syn_retransmits(pair.client)
-            second = proto.socket(pair.client)
-            second.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            second.bind((pair.client_addr, sport))
-            second.settimeout(scaled(30))
-            second.connect((pair.server_addr, port))
+            client = proto.socket(pair.client)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            client.bind((pair.client_addr, sport))
+            client.settimeout(scaled(30))
+            client.connect((pair.server_addr, port))
             child, peer = listener.accept()
             outcome[proto.name] = {"peer": peer == (pair.client_addr, sport),
                                    "syn_retransmits": proto.syn_retransmits(pair.client)
                                    - retransmits}
-            for sock in (child, second, listener):
+            for sock in (child, client, listener):
                 sock.close()
     assert outcome["hsp"] == outcome["tcp"] == {"peer": True, "syn_retransmits": 1}
 
@@ -254,10 +254,7 @@ def test_syn_to_an_ip_broadcast_in_a_unicast_frame__dropped_as_by_tcp(hsp_module
     outcome = {}
     for proto in PROTOCOLS:
         with NetNSPair() as pair:
-            listener = proto.socket(pair.server)
-            listener.bind(("0.0.0.0", 0))
-            listener.listen(8)
-            port = listener.getsockname()[1]
+            listener, port = proto.listen(pair.server, "0.0.0.0", 8)
             if proto.name == "tcp":
                 payload, number = tcp_syn(pair.client_addr, broadcast, sport, port, 1000), 6
             else:
@@ -296,12 +293,10 @@ def test_vrf__a_child_is_bound_to_the_vrf_its_syn_came_in_on(hsp_module, vrf_mod
                         ["sysctl", "-qw", "net.ipv4.tcp_l3mdev_accept=1"]):
                 run(cmd, ns=pair.server)
             # The address now lives in the VRF's table: bind the wildcard.
-            listener = proto.socket(pair.server)
-            listener.bind(("0.0.0.0", 0))
-            listener.listen(4)
+            listener, port = proto.listen(pair.server, "0.0.0.0", 4)
             client = proto.socket(pair.client)
             client.settimeout(scaled(30))
-            client.connect((pair.server_addr, listener.getsockname()[1]))
+            client.connect((pair.server_addr, port))
             child, _ = listener.accept()
             outcome[proto.name] = [sock.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16)
                                    for sock in (listener, child)]

@@ -10,7 +10,16 @@ from .kernel import nstat, ss_listener, ss_syn_recv
 from .netns import socket_in
 
 
-class Tcp:
+class Protocol:
+    def listen(self, ns, addr, backlog):
+        """A listener on an ephemeral port of @addr in @ns: (socket, port)."""
+        listener = self.socket(ns)
+        listener.bind((addr, 0))
+        listener.listen(backlog)
+        return listener, listener.getsockname()[1]
+
+
+class Tcp(Protocol):
     name = "tcp"
 
     def socket(self, ns):
@@ -38,7 +47,7 @@ class Tcp:
         return nstat(ns, "TcpExtTCPSynRetrans")
 
 
-class Hsp:
+class Hsp(Protocol):
     name = "hsp"
 
     def socket(self, ns):
