@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -165,7 +166,10 @@ void run_client(const Options &options, uint16_t port, Clock::time_point start,
       result.last_errno = errno;
       continue;
     }
-    result.buckets[static_cast<size_t>((Clock::now() - start) / bucket)]++;
+    // A connect that began before the end may finish a bucket or more
+    // after it (a SYN retransmission): it counts, in the last bucket.
+    auto index = static_cast<size_t>((Clock::now() - start) / bucket);
+    result.buckets[std::min(index, result.buckets.size() - 1)]++;
   }
 }
 
