@@ -154,7 +154,9 @@ def test_synack_retransmits__until_the_requests_expire(qwatch):
         before = s.proto.synack_retransmits(s.server)
         s.hold_final_acks()
         s.connect(pending)
-        s.wait_queues("requests in the SYN queue", syn_queue=pending)
+        # With one retry the requests live about 3 s: wait for their
+        # (cumulative) events, not for a queue state a slow poll can miss.
+        s.qwatch.wait_for(lambda q: len(s.events("syn_recv")) == pending, what="the requests")
         s.wait_queues("the requests to expire", syn_queue=0)
         s.qwatch.wait_for(lambda q: len(s.events("expire")) == pending, what="expire events")
         retransmits = s.proto.synack_retransmits(s.server) - before
