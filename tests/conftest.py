@@ -6,7 +6,7 @@ import os
 import pytest
 
 from lib import hsp
-from lib.cmd import wait_until
+from lib.cmd import one_cpu, wait_until
 from lib.kernel import SPLAT, KernelLog
 from lib.netns import NetNSPair
 
@@ -28,14 +28,11 @@ def kernel_stays_healthy():
     assert not splats, "the kernel logged during this test:\n" + "\n".join(splats)
 
 
-@pytest.fixture
-def one_cpu():
-    """The test's own thread on one CPU: veth hands each segment to the
-    sending CPU's backlog, so what it sends is processed in order."""
-    affinity = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(affinity)})
-    yield
-    os.sched_setaffinity(0, affinity)
+@pytest.fixture(name="one_cpu")
+def one_cpu_fixture():
+    """The whole test on one CPU (lib.cmd.one_cpu)."""
+    with one_cpu():
+        yield
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import select
 import shlex
 import subprocess
 import time
+from contextlib import contextmanager
 
 
 # make test-debug runs the suites on a debug kernel (KASAN, lockdep) that is
@@ -23,6 +24,19 @@ def scaled(seconds):
 def iterations(count):
     """A loop count of @count on the stock kernel, for the kernel under test."""
     return max(1, round(count * ITERATION_SCALE))
+
+
+@contextmanager
+def one_cpu():
+    """The calling thread (and what it starts meanwhile) on one CPU: veth and
+    loopback hand a packet to the sending CPU's backlog, so what it sends is
+    processed in order."""
+    affinity = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(affinity)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, affinity)
 
 
 class CmdExitFailure(Exception):
