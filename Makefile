@@ -40,8 +40,8 @@ USER_SRCS := $(wildcard user/*.cpp)
 USER_OBJS := $(patsubst user/%.cpp,$(OUTPUT)/user/%.o,$(USER_SRCS))
 KMOD_SRCS := $(wildcard kmod/*.c)
 
-.PHONY: all deps deps-debug kmod bpf user test test-host test-vm test-debug fuzz demo bench htmldocs vm-shell clean
-all: kmod bpf user
+.PHONY: all deps deps-debug kmod bpf user test-bpf test test-host test-vm test-debug fuzz demo bench htmldocs vm-shell clean
+all: kmod bpf user test-bpf
 
 deps:
 	@missing=$$(for p in $(DEPS); do \
@@ -64,7 +64,7 @@ bpf: $(OUTPUT)/qwatch.skel.h
 
 user: $(OUTPUT)/qwatch $(OUTPUT)/loadgen
 
-$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/kernel:
+$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/kernel $(OUTPUT)/tests:
 	$(Q)mkdir -p $@
 
 # The target kernel's own types: its BTF, taken from the ELF image inside
@@ -81,6 +81,13 @@ $(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/qwatch.h $(OUTPUT)/vmlinux.h | $(OUTPUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -I$(OUTPUT) -Ibpf -c $< -o $(@:.bpf.o=.tmp.bpf.o)
 	$(Q)$(BPFTOOL) gen object $@ $(@:.bpf.o=.tmp.bpf.o)
+
+# The tests' own BPF programs (host policy for tests/test_hsp_policy.py).
+test-bpf: $(OUTPUT)/tests/policy_deny.bpf.o
+
+$(OUTPUT)/tests/%.bpf.o: tests/bpf/%.bpf.c $(OUTPUT)/vmlinux.h | $(OUTPUT)/tests
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -I$(OUTPUT) -c $< -o $@
 
 $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)

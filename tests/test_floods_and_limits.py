@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from lib import hsp
+from lib import REPO, hsp
 from lib.cmd import iterations, one_cpu, run, scaled
 from lib.hsp_wire import drop_unmarked_resets, raw_sender, segment, tcp_syn
 from lib.kernel import KernelLog, SlabPeak, nstat, ss_listener
@@ -81,7 +81,7 @@ def flood(proto, pair, port, backlog):
 
 def report_flood_memory(peak_requests, object_size):
     """For the closing note and Documentation: build/reports/hsp-flood.json."""
-    reports = os.path.join(hsp.REPO, "build", "reports")
+    reports = os.path.join(REPO, "build", "reports")
     os.makedirs(reports, exist_ok=True)
     with open(os.path.join(reports, "hsp-flood.json"), "w") as f:
         json.dump({"syns": FLOOD_SYNS, "peak_request_socks": peak_requests,

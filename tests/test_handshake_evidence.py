@@ -10,13 +10,13 @@ other run-specific values, to Documentation/evidence/: a changed file in
 import os
 import socket
 
-from lib import hsp
+from lib import REPO
 from lib.cmd import run, wait_until
 from lib.kernel import ss_listener
 from lib.netns import AcceptThread, socket_in
 from lib.qwatch import QwatchStream
 
-EVIDENCE = os.path.join(hsp.REPO, "Documentation", "evidence")
+EVIDENCE = os.path.join(REPO, "Documentation", "evidence")
 SHOWN = ("syn_recv", "ack_complete", "accept")
 
 

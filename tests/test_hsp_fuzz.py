@@ -10,10 +10,10 @@ import random
 import subprocess
 import sys
 
-from lib import hsp
+from lib import REPO, hsp
 from lib.cmd import scaled, wait_until
 
-FUZZER = os.path.join(hsp.REPO, "tests", "fuzz", "hsp_socket_fuzz.py")
+FUZZER = os.path.join(REPO, "tests", "fuzz", "hsp_socket_fuzz.py")
 SECONDS = float(os.environ.get("HSP_FUZZ_SECONDS", "120"))
 SEED = int(os.environ.get("HSP_FUZZ_SEED", "0")) or random.SystemRandom().randrange(1, 2**32)
 
@@ -22,7 +22,7 @@ def test_socket_api_fuzz__no_splat_no_leak(netns_pair, hsp_module):
     baseline = hsp.refcount()
     # A peer in another namespace, for connects that leave the namespace.
     listener, port = hsp.listen(netns_pair.server, netns_pair.server_addr, 4)
-    calls_log = os.path.join(hsp.REPO, "build", "fuzz", f"calls-{SEED}.log")
+    calls_log = os.path.join(REPO, "build", "fuzz", f"calls-{SEED}.log")
     os.makedirs(os.path.dirname(calls_log), exist_ok=True)
     # Shown if the test fails; after a crash the log holds the last calls.
     print(f"hsp fuzz: seed {SEED}, {SECONDS} s, every call in {calls_log}")

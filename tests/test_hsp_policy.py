@@ -5,7 +5,9 @@ filters, nftables owner matches) applied to it. Every scenario runs for TCP
 and for HSP; TCP on the same kernel is the reference."""
 
 import ctypes
+import errno
 import json
+import select
 import socket
 import struct
 import sys
@@ -13,6 +15,7 @@ import sys
 import pytest
 
 from lib import hsp
+from lib.cgroup import DenyCgroup
 from lib.cmd import run, scaled, wait_until
 from lib.hsp_wire import checksum, segment, tcp_syn
 from lib.netns import NetNSPair, socket_in
@@ -181,6 +184,114 @@ def test_nft_owner_match__sees_hsp_segments_as_tcp_segments(hsp_module):
     # The client's SYN dropped: no request; the SYN-ACK dropped: one waits.
     assert outcome["tcp"] == {"client": {"requests": 0, "accept_queue": 0},
                               "server": {"requests": 1, "accept_queue": 0}}
+
+
+def count_output(ns, match):
+    """An nftables counter in @ns's output hook, before the cgroup egress
+    hook (ip_finish_output): it counts what a socket tried to send."""
+    nft(ns, f"""table inet qwsent {{ chain output {{
+        type filter hook output priority 0; {match} counter; }}; }}""")
+    return lambda: nft_counter(ns, "qwsent")
+
+
+def connected(sock):
+    """Whether a non-blocking connect() on @sock has completed."""
+    return bool(select.select([], [sock], [], 0)[1]) and not sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_ERROR)
+
+
+def test_cgroup_ingress_deny__stops_syns_at_the_listener_as_for_tcp(hsp_module):
+    """A cgroup ingress program of the listener's cgroup runs on every
+    segment for the listener (TCP: tcp_filter()); one that refuses all
+    drops the SYN before a request exists, counted in the listener's drops."""
+    outcome = {}
+    for proto in PROTOCOLS:
+        with NetNSPair() as pair, DenyCgroup("deny_ingress") as policy:
+            with policy.sockets_created():
+                listener, port = proto.listen(pair.server, pair.server_addr, 8)
+            client = proto.socket(pair.client)
+            client.setblocking(False)
+            client.connect_ex((pair.server_addr, port))
+            wait_until(lambda: proto.queues(pair.server, port)["drops"] >= 1,
+                       what=f"{proto.name}: the listener to drop the SYN")
+            outcome[proto.name] = {"requests": proto.requests(pair.server, port),
+                                   "accept_queue": proto.queues(pair.server, port)["accept_queue"],
+                                   "connected": connected(client)}
+            client.close()
+            listener.close()
+    assert outcome["hsp"] == outcome["tcp"] == {"requests": 0, "accept_queue": 0,
+                                                "connected": False}
+
+
+def test_cgroup_egress_deny__stops_a_client_as_it_stops_tcp(hsp_module):
+    """A cgroup egress program of the client's cgroup sees its SYNs (they
+    carry the socket) and drops each: connect() is still in progress after
+    the SYN was sent again, and the server never saw it."""
+    outcome = {}
+    for proto in PROTOCOLS:
+        with NetNSPair() as pair, DenyCgroup("deny_egress") as policy:
+            listener, port = proto.listen(pair.server, pair.server_addr, 8)
+            sent = count_output(pair.client, proto.to_port_match(port))
+            with policy.sockets_created():
+                client = proto.socket(pair.client)
+            client.setblocking(False)
+            err = client.connect_ex((pair.server_addr, port))
+            wait_until(lambda: sent() >= 2, what=f"{proto.name}: the SYN to be sent again")
+            outcome[proto.name] = {"connect": errno.errorcode.get(err, err),
+                                   "requests": proto.requests(pair.server, port),
+                                   "connected": connected(client)}
+            client.close()
+            listener.close()
+    assert outcome["hsp"] == outcome["tcp"] == {"connect": "EINPROGRESS", "requests": 0,
+                                                "connected": False}
+
+
+def test_cgroup_egress_deny__stops_a_listeners_synacks_as_for_tcp(hsp_module):
+    """The listener's cgroup egress program sees its SYN-ACKs (owned by the
+    request, whose full socket is the listener) and drops each: the client
+    never connects, and a SYN-ACK that could not be sent is not counted as
+    sent again."""
+    outcome = {}
+    for proto in PROTOCOLS:
+        with NetNSPair() as pair, DenyCgroup("deny_egress") as policy:
+            with policy.sockets_created():
+                listener, port = proto.listen(pair.server, pair.server_addr, 8)
+            sent = count_output(pair.server, proto.from_port_match(port))
+            retransmits = proto.synack_retransmits(pair.server)
+            client = proto.socket(pair.client)
+            client.setblocking(False)
+            client.connect_ex((pair.server_addr, port))
+            # The SYN-ACK and another: for the client's second SYN or the
+            # request's timer.
+            wait_until(lambda: sent() >= 2, what=f"{proto.name}: a SYN-ACK to be sent again")
+            outcome[proto.name] = {
+                "accept_queue": proto.queues(pair.server, port)["accept_queue"],
+                "synack_retransmits": proto.synack_retransmits(pair.server) - retransmits,
+                "connected": connected(client)}
+            client.close()
+            listener.close()
+    assert outcome["hsp"] == outcome["tcp"] == {"accept_queue": 0, "synack_retransmits": 0,
+                                                "connected": False}
+
+
+def test_cgroup_connect4_deny__refuses_connect_as_for_tcp(hsp_module):
+    """A cgroup connect4 program runs before the protocol's connect (TCP:
+    tcp_v4_pre_connect); one that refuses makes connect() fail with EPERM
+    before a SYN is sent."""
+    outcome = {}
+    for proto in PROTOCOLS:
+        with NetNSPair() as pair, DenyCgroup("deny_connect4") as policy:
+            listener, port = proto.listen(pair.server, pair.server_addr, 8)
+            sent = count_output(pair.client, proto.to_port_match(port))
+            with policy.sockets_created():
+                client = proto.socket(pair.client)
+            client.setblocking(False)
+            err = client.connect_ex((pair.server_addr, port))
+            outcome[proto.name] = {"connect": errno.errorcode.get(err, err), "sent": sent(),
+                                   "requests": proto.requests(pair.server, port)}
+            client.close()
+            listener.close()
+    assert outcome["hsp"] == outcome["tcp"] == {"connect": "EPERM", "sent": 0, "requests": 0}
 
 
 def test_reconnect_from_the_port_of_a_stale_request__as_for_tcp(hsp_module):

@@ -7,11 +7,11 @@ import os
 
 import pytest
 
-from lib import hsp
+from lib import REPO, hsp
 from lib.cmd import run, wait_until
 from lib.kernel import nstat
 
-LOADGEN = os.path.join(hsp.REPO, "build", "loadgen")
+LOADGEN = os.path.join(REPO, "build", "loadgen")
 
 
 def passive_opens(proto, ns):

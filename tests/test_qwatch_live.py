@@ -17,14 +17,14 @@ import urllib.request
 
 import pytest
 
-from lib import hsp
+from lib import REPO, hsp
 from lib.cmd import Background, run, scaled, wait_until
 from lib.kernel import nstat, ss_listener, ss_syn_recv
 from lib.netns import socket_in
 from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, once, scrape
 from lib.tcp import connect_many, hold_final_acks, release_final_acks, tcp_listener
 
-REPORTS = os.path.join(hsp.REPO, "build", "reports")
+REPORTS = os.path.join(REPO, "build", "reports")
 
 
 def table_rows(out, port, proto):

@@ -4,10 +4,10 @@
 import os
 import socket
 
+from . import REPO
 from .cmd import run, scaled, wait_until
 from .netns import socket_in
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # make test-debug builds the module against its own kernel elsewhere.
 MODULE = os.environ.get("HSP_MODULE", os.path.join(REPO, "kmod", "hsp.ko"))
 IPPROTO_HSP = 253

@@ -25,6 +25,12 @@ class Tcp(Protocol):
     def socket(self, ns):
         return socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
 
+    def to_port_match(self, port):
+        return f"tcp dport {port}"
+
+    def from_port_match(self, port):
+        return f"tcp sport {port}"
+
     def final_ack_match(self, port):
         return f"tcp dport {port} tcp flags & (syn | ack) == ack"
 
@@ -53,8 +59,15 @@ class Hsp(Protocol):
     def socket(self, ns):
         return hsp.hsp_socket(ns)
 
+    # HSP header: source port at bytes 0-1, destination port at bytes 2-3,
+    # flags at byte 13.
+    def to_port_match(self, port):
+        return f"ip protocol {hsp.IPPROTO_HSP} @th,16,16 {port}"
+
+    def from_port_match(self, port):
+        return f"ip protocol {hsp.IPPROTO_HSP} @th,0,16 {port}"
+
     def final_ack_match(self, port):
-        # HSP header: destination port at bytes 2-3, flags at byte 13.
         return f"ip protocol {hsp.IPPROTO_HSP} @th,16,16 {port} @th,104,8 0x02"
 
     def reset_match(self, port):

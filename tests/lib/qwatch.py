@@ -9,9 +9,9 @@ import urllib.request
 
 import jsonschema
 
+from . import REPO
 from .cmd import Background, run, wait_until
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 QWATCH = os.path.join(REPO, "build", "qwatch")
 with open(os.path.join(REPO, "Documentation", "qwatch.schema.json")) as _schema:
     SCHEMA = jsonschema.Draft202012Validator(json.load(_schema))
