@@ -133,7 +133,8 @@ DEBUG_KERNEL := build/debug-kernel
 # About a minute a test on the debug kernel under emulation: the suites
 # where HSP's own code meets hostile input, faults and teardown.
 DEBUG_SUITES ?= tests/test_hsp_bad_input.py tests/test_hsp_disclosure.py \
-	tests/test_hsp_faults.py tests/test_hsp_module.py
+	tests/test_hsp_faults.py tests/test_hsp_module.py tests/test_hsp_policy.py \
+	tests/test_hsp_fuzz.py
 DEBUG_TIMEOUT_SCALE ?= 20
 DEBUG_ITERATION_SCALE ?= 0.1
 
