@@ -2,8 +2,16 @@
 #
 # One entry point for everything: see README.md. `make V=1` shows commands.
 
-KVER     ?= $(shell tests/vm/kver)
-KDIR     ?= /lib/modules/$(KVER)/build
+# Target kernels: the newest installed Debian image (with headers) of each
+# supported series, from tests/vm/kver; `make KVER=...` targets one. HSP is
+# built once per kernel (build/KVER/kmod/hsp.ko); qwatch's BPF is CO-RE, so
+# one object serves every kernel: its vmlinux.h comes from the first one.
+ifdef KVER
+KVERS    := $(KVER)
+else
+KVERS    ?= $(shell tests/vm/kver)
+KVER     := $(firstword $(KVERS))
+endif
 OUTPUT   := $(abspath build)
 VMLINUX   = $(OUTPUT)/kernel/vmlinux-$(KVER)
 
@@ -22,7 +30,8 @@ LIBBPF_LIBS = $(shell pkg-config --libs libbpf)
 
 # Debian packages the build, the VM and the tests need (`make deps`).
 DEPS := build-essential clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
-	pkg-config linux-image-amd64 linux-headers-amd64 qemu-system-x86 \
+	pkg-config linux-image-amd64 linux-headers-amd64 linux-image-6.12-amd64 \
+	linux-headers-6.12-amd64 qemu-system-x86 rsync zstd python3-zstandard \
 	busybox-static kmod cpio xz-utils python3 python3-pytest python3-jsonschema \
 	prometheus python3-docutils python3-sphinx groff-base iproute2 \
 	nftables util-linux procps
@@ -52,10 +61,18 @@ deps:
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get update -q && apt-get install -y -q --no-install-recommends $$missing
 
-kmod:
+# Kbuild builds in the module's directory, so each kernel gets a copy of
+# kmod/ (mtimes kept: Kbuild's own dependency tracking still works).
+kmod: $(addprefix kmod-,$(KVERS))
+
+# (Not .PHONY: make applies no pattern rule to a phony target.)
+kmod-%:
 ifneq ($(KMOD_SRCS),)
-	$(call msg,KBUILD,kmod)
-	$(Q)$(MAKE) -C $(KDIR) M=$(CURDIR)/kmod W=1 modules
+	$(call msg,KBUILD,build/$*/kmod)
+	$(Q)mkdir -p $(OUTPUT)/$*/kmod
+	$(Q)rsync -a --delete --exclude='*.mod.c' --include='*.c' --include='*.h' \
+		--include=Kbuild --include='include/***' --exclude='*' kmod/ $(OUTPUT)/$*/kmod/
+	$(Q)$(MAKE) -C /lib/modules/$*/build M=$(OUTPUT)/$*/kmod W=1 modules
 else
 	@true
 endif
@@ -120,9 +137,13 @@ test-host:
 # its segments come from (tests/test_hsp_disclosure.py relies on it).
 VM_APPEND ?= init_on_alloc=0 slub_debug=FZPU,hsp,request_sock_hsp;P,kmalloc-512
 
+# One VM boot per kernel; every kernel runs even if one fails.
 test-vm: all
-	tests/vm/run --kernel $(KVER) --append '$(VM_APPEND)' -v -- \
-		$(PYTHON) -m pytest -p no:cacheprovider -v tests/
+	@status=0; for kver in $(KVERS); do \
+		echo "test-vm: $$kver"; \
+		tests/vm/run --kernel $$kver --append '$(VM_APPEND)' -v -- \
+			$(PYTHON) -m pytest -p no:cacheprovider -v tests/ || status=1; \
+	done; exit $$status
 
 # make test-debug: the HSP suites on a kernel with KASAN, lockdep, kmemleak
 # and DEBUG_NET built from Debian's linux-source-6.1 (35 to 60 minutes on
@@ -189,9 +210,6 @@ vm-shell: all
 clean:
 	$(call msg,CLEAN,build)
 	$(Q)rm -rf $(OUTPUT)
-ifneq ($(KMOD_SRCS),)
-	$(Q)$(MAKE) -C $(KDIR) M=$(CURDIR)/kmod clean
-endif
 
 -include $(USER_OBJS:.o=.d)
 .DELETE_ON_ERROR:

@@ -165,7 +165,12 @@ int hsp_v4_send_synack(const struct sock *sk, struct request_sock *req);
 int hsp_rtx_synack(const struct sock *sk, struct request_sock *req);
 void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb);
 int hsp_send_control(struct sock *sk, u8 flags);
+#ifdef HSP_SEND_RESET_HAS_REASON
+void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb,
+			  enum sk_rst_reason reason);
+#else
 void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb);
+#endif
 void hsp_reqsk_send_ack(const struct sock *sk, struct sk_buff *skb,
 			struct request_sock *req);
 

@@ -18,6 +18,7 @@
 #include <net/ip.h>
 #include <net/route.h>
 #include <net/sock.h>
+#include <net/tcp.h>		/* inet_sk_transparent() */
 #include <net/xfrm.h>
 
 #include "hsp.h"
@@ -72,7 +73,7 @@ static void hsp_openreq_init(struct request_sock *req, const struct sock *sk,
 	/* The request timer keeps an acked request whose SYN-ACK fails. */
 	ireq->acked = 0;
 	/* inet_sk_transparent() (nft socket, xt_socket) reads it off a request. */
-	ireq->no_srccheck = inet_sk(sk)->transparent;
+	ireq->no_srccheck = inet_sk_transparent(sk);
 	/* TCP's options: HSP negotiates none. */
 	ireq->tstamp_ok = 0;
 	ireq->sack_ok = 0;

@@ -209,8 +209,14 @@ void hsp_reqsk_send_ack(const struct sock *sk, struct sk_buff *skb,
  * hsp_reqsk_send_reset() - &request_sock_ops.send_reset
  * @sk: the listener (unused: the reset is built from @skb alone)
  * @skb: the segment to answer
+ * @reason: (6.10+) why, for TCP's tracepoint; HSP has no such tracepoint
  */
+#ifdef HSP_SEND_RESET_HAS_REASON
+void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb,
+			  enum sk_rst_reason reason)
+#else
 void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb)
+#endif
 {
 	hsp_v4_send_reset(dev_net(skb_dst(skb)->dev), skb);
 }

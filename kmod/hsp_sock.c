@@ -149,7 +149,11 @@ static int hsp_v4_pre_connect(struct sock *sk, struct sockaddr *uaddr,
 	if (addr_len < sizeof(struct sockaddr_in))
 		return -EINVAL;
 	sock_owned_by_me(sk);
+#ifdef HSP_CGROUP_CONNECT_HAS_ADDRLEN
+	return BPF_CGROUP_RUN_PROG_INET4_CONNECT(sk, uaddr, &addr_len);
+#else
 	return BPF_CGROUP_RUN_PROG_INET4_CONNECT(sk, uaddr);
+#endif
 }
 
 static int hsp_v4_connect(struct sock *sk, struct sockaddr *uaddr, int addr_len)
@@ -384,7 +388,9 @@ const struct proto_ops hsp_inet_ops = {
 	.sendmsg	= hsp_sock_sendmsg,
 	.recvmsg	= hsp_sock_recvmsg,
 	.mmap		= sock_no_mmap,
+#ifdef HSP_PROTO_OPS_HAS_SENDPAGE
 	.sendpage	= sock_no_sendpage,
+#endif
 };
 
 static DEFINE_PER_CPU(unsigned int, hsp_orphan_count);

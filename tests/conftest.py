@@ -44,7 +44,7 @@ def netns_pair():
 
 @pytest.fixture(scope="session")
 def hsp_module():
-    """kmod/hsp.ko, loaded for the session; unloading it at the end must work."""
+    """hsp.ko of the running kernel, loaded for the session; unloading it at the end must work."""
     hsp.load()
     yield
     hsp.unload()

@@ -8,14 +8,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 VM_RUN = os.path.join(REPO, "tests", "vm", "run")
 
 
-def vm(*argv, timeout=600):
-    return subprocess.run([VM_RUN, "--", *argv], capture_output=True, text=True,
+def vm(*argv, timeout=600, kernel=None):
+    options = ["--kernel", kernel] if kernel else []
+    return subprocess.run([VM_RUN, *options, "--", *argv], capture_output=True, text=True,
                           timeout=timeout, cwd=REPO)
 
 
-def target_kernel():
+def target_kernels():
     return subprocess.run([os.path.join(REPO, "tests", "vm", "kver")], capture_output=True,
-                          text=True, check=True).stdout.strip()
+                          text=True, check=True).stdout.split()
 
 
 def test_exit_status__propagates():
@@ -23,10 +24,20 @@ def test_exit_status__propagates():
     assert vm("sh", "-c", "exit 42").returncode == 42
 
 
-def test_output__arrives_with_the_target_kernel():
+def test_output__arrives_with_the_first_target_kernel_by_default():
     proc = vm("uname", "-r")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == target_kernel() != os.uname().release
+    assert proc.stdout.strip() == target_kernels()[0] != os.uname().release
+
+
+def test_every_target_kernel__boots_and_loads_its_own_hsp():
+    """Each kernel of tests/vm/kver (6.1, 6.12: xz and zstd images) boots,
+    and insmod of the hsp.ko make built for it works there."""
+    for kernel in target_kernels():
+        proc = vm("sh", "-c", 'uname -r; insmod "build/$(uname -r)/kmod/hsp.ko" && '
+                  "cat /sys/module/hsp/initstate", kernel=kernel)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [kernel, "live"], proc.stderr
 
 
 def test_guest__runs_as_root_in_the_repository_with_a_writable_tree():

@@ -8,8 +8,9 @@ from . import REPO
 from .cmd import run, scaled, wait_until
 from .netns import socket_in
 
-# make test-debug builds the module against its own kernel elsewhere.
-MODULE = os.environ.get("HSP_MODULE", os.path.join(REPO, "kmod", "hsp.ko"))
+# make builds one module per kernel; make test-debug builds its own.
+MODULE = os.environ.get("HSP_MODULE",
+                        os.path.join(REPO, "build", os.uname().release, "kmod", "hsp.ko"))
 IPPROTO_HSP = 253
 PARAMS = "/sys/module/hsp/parameters"
 

@@ -24,7 +24,7 @@ def main():
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--proto", choices=("tcp", "hsp"), default="tcp",
-                        help="hsp needs kmod/hsp.ko loaded")
+                        help="hsp needs hsp.ko loaded (build/KVER/kmod/hsp.ko)")
     args = parser.parse_args()
     protocol = IPPROTO_HSP if args.proto == "hsp" else socket.IPPROTO_TCP
 
