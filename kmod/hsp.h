@@ -10,6 +10,7 @@
 #define _HSP_H
 
 #include <linux/skbuff.h>
+#include <linux/tcp.h>
 #include <net/inet_connection_sock.h>
 #include <net/inet_hashtables.h>
 #include <net/ip.h>
@@ -51,6 +52,10 @@ struct hsp_sock {
 /**
  * struct hsp_request_sock - a pending passive open in the SYN queue
  * @hsp_ireq: the generic request sock hashed in HSP's ehash
+ * @tcp_view: the same memory as TCP's request sock: 6.12's
+ *	inet_reqsk_clone() reads tcp_rsk(req)->is_mptcp of whatever request
+ *	it migrates (inet_connection_sock.c:1009), so that byte must lie
+ *	inside this object and be 0 (hsp_openreq_init())
  * @snt_isn: initial sequence number of our SYN-ACK
  * @rcv_isn: initial sequence number of the peer's SYN
  * @last_dup_syn_answer: jiffies when a duplicate SYN was last answered;
@@ -60,7 +65,10 @@ struct hsp_sock {
  * SO_REUSEPORT listeners, so it holds no pointers.
  */
 struct hsp_request_sock {
-	struct inet_request_sock hsp_ireq;
+	union {
+		struct inet_request_sock hsp_ireq;
+		struct tcp_request_sock tcp_view;
+	};
 	u32 snt_isn;
 	u32 rcv_isn;
 	u32 last_dup_syn_answer;

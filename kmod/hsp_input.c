@@ -92,6 +92,9 @@ static void hsp_openreq_init(struct request_sock *req, const struct sock *sk,
 	hreq->rcv_isn = ntohl(hh->seq);
 	hreq->snt_isn = get_random_u32();
 	hreq->last_dup_syn_answer = 0;
+	/* Read by the kernel's request migration (struct hsp_request_sock). */
+	tcp_rsk(req)->is_mptcp = 0;
+	tcp_rsk(req)->tfo_listener = false;
 }
 
 /**

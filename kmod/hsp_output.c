@@ -88,7 +88,7 @@ int hsp_v4_send_synack(const struct sock *sk, struct request_sock *req)
 	err = ip_build_and_send_pkt(skb, sk, ireq->ir_loc_addr,
 				    ireq->ir_rmt_addr,
 				    rcu_dereference(ireq->ireq_opt),
-				    inet_sk(sk)->tos);
+				    READ_ONCE(inet_sk(sk)->tos));
 	rcu_read_unlock();
 	hsp_count_out(sock_net(sk), HSP_FLAG_SYN | HSP_FLAG_ACK);
 	return net_xmit_eval(err);

@@ -56,7 +56,7 @@ static void hsp_retransmit_timer(struct timer_list *t)
 {
 	struct inet_connection_sock *icsk = from_timer(icsk, t, icsk_retransmit_timer);
 	struct sock *sk = &icsk->icsk_inet.sk;
-	int retries;
+	int retries, linear = 0;
 
 	bh_lock_sock(sk);
 	if (sock_owned_by_user(sk)) {
@@ -69,7 +69,11 @@ static void hsp_retransmit_timer(struct timer_list *t)
 
 	retries = icsk->icsk_syn_retries ? :
 		  READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_syn_retries);
-	if (icsk->icsk_retransmits >= retries) {
+#ifdef HSP_HAS_SYN_LINEAR_TIMEOUTS
+	/* As tcp_retransmit_timer(): that many more, before any backoff. */
+	linear = READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_syn_linear_timeouts);
+#endif
+	if (icsk->icsk_retransmits >= retries + linear) {
 		sk->sk_err = ETIMEDOUT;
 		sk_error_report(sk);
 		hsp_done(sk);
@@ -78,7 +82,8 @@ static void hsp_retransmit_timer(struct timer_list *t)
 	icsk->icsk_retransmits++;
 	hsp_inc_stats(sock_net(sk), HSP_MIB_SYN_RETRANSMITS);
 	hsp_send_control(sk, HSP_FLAG_SYN);
-	icsk->icsk_rto = min_t(u32, icsk->icsk_rto << 1, HSP_RTO_MAX);
+	if (icsk->icsk_retransmits > linear)
+		icsk->icsk_rto = min_t(u32, icsk->icsk_rto << 1, HSP_RTO_MAX);
 	inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, icsk->icsk_rto, HSP_RTO_MAX);
 out:
 	bh_unlock_sock(sk);

@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """Fixtures for every test run inside the test VM (tests/vm/run)."""
 
+import gc
 import os
+import traceback
 
 import pytest
 
@@ -16,6 +18,16 @@ IN_VM = os.environ.get("VM_GUEST") == "1"
 collect_ignore = ["vm"] + (["host"] if IN_VM else [
     name for name in os.listdir(os.path.dirname(__file__)) if name not in ("host", "lib")
 ])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Once a failure is reported, its traceback lets go of the test's
+    locals: a socket the test did not get to close is closed now, before
+    the leak oracle below runs, instead of failing every later test."""
+    yield
+    if call.excinfo is not None:
+        traceback.clear_frames(call.excinfo.tb)
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +69,7 @@ def hsp_sockets_all_freed():
     what it was (requests of closed listeners go at their next timer)."""
     baseline = hsp.refcount() if hsp.loaded() else None
     yield
+    gc.collect()
     if baseline is not None and hsp.loaded():
         wait_until(lambda: hsp.refcount() <= baseline, timeout=60,
                    what=f"hsp's refcount back to {baseline}: HSP sockets leaked")

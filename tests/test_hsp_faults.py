@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from lib import hsp
+from lib.proto import PROTOCOLS
 from lib.cmd import iterations, run, scaled, wait_until
 from lib.netns import AcceptThread, NetNSPair
 
@@ -76,3 +77,48 @@ def test_shutdown_races_a_blocked_accept__einval_every_time(pair):
         thread.join(scaled(30))
         assert not thread.is_alive() and thread.errno == errno.EINVAL
         listener.close()
+
+
+def reuseport_listener(proto, ns, addr, port, backlog):
+    listener = proto.socket(ns)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((addr, port))
+    listener.listen(backlog)
+    return listener
+
+
+def test_listener_closed_in_a_reuseport_group__requests_migrate_as_for_tcp(hsp_module):
+    """With net.ipv4.tcp_migrate_req=1 (off by default, on here to isolate
+    the behaviour), closing an SO_REUSEPORT listener hands its requests to
+    another of its group: the kernel clones each request sock
+    (inet_reqsk_clone(), which on 6.12 also reads TCP's is_mptcp byte of
+    any protocol's request) at its next timer. Every handshake then
+    completes on the listener left, as for TCP; without migration none
+    would."""
+    clients = iterations(8)
+    outcome = {}
+    for proto in PROTOCOLS:
+        with NetNSPair() as pair:
+            run(["sysctl", "-qw", "net.ipv4.tcp_migrate_req=1"], ns=pair.server)
+            closing = reuseport_listener(proto, pair.server, pair.server_addr, 0, clients)
+            port = closing.getsockname()[1]
+            run(["nft", "-f", "-"], ns=pair.client, input=f"""table inet qwhold {{
+                chain output {{ type filter hook output priority 0;
+                    {proto.final_ack_match(port)} drop; }}; }}""")
+            connecting = [proto.socket(pair.client) for _ in range(clients)]
+            for client in connecting:
+                client.setblocking(False)
+                client.connect_ex((pair.server_addr, port))
+            wait_until(lambda: proto.requests(pair.server, port) == clients,
+                       what=f"{proto.name}: {clients} requests")
+            # Joins the group after the SYNs: every request is the closing one's.
+            survivor = reuseport_listener(proto, pair.server, pair.server_addr, port, clients)
+            closing.close()
+            run(["nft", "delete", "table", "inet", "qwhold"], ns=pair.client)
+            survivor.settimeout(scaled(60))
+            accepted = [survivor.accept()[0] for _ in range(clients)]
+            outcome[proto.name] = {"accepted": len(accepted),
+                                   "requests_left": proto.requests(pair.server, port)}
+            for sock in accepted + connecting + [survivor]:
+                sock.close()
+    assert outcome["hsp"] == outcome["tcp"] == {"accepted": clients, "requests_left": 0}

@@ -10,6 +10,7 @@ import pytest
 from lib.cmd import run, scaled, wait_until
 from lib import hsp
 from lib.netns import AcceptThread
+from lib.proto import PROTOCOLS
 
 
 @pytest.fixture
@@ -82,21 +83,33 @@ def test_connect_to_a_closed_port__econnrefused(pair):
     client.close()
 
 
-def test_connect_to_a_silent_peer__etimedout_after_the_syn_retries(pair):
+def test_connect_to_a_silent_peer__etimedout_after_the_syn_retries_as_for_tcp(pair):
+    """One SYN retry allowed (HSP's syn_retries parameter, TCP's
+    TCP_SYNCNT): connect() fails with ETIMEDOUT after as many SYN
+    retransmissions as TCP's (6.5+ adds tcp_syn_linear_timeouts of them,
+    at a constant interval)."""
     run(["nft", "-f", "-"], ns=pair.server, input="""table inet qwsilent {
         chain input { type filter hook input priority 0; policy drop; }; }""")
-    hsp.set_param("syn_retries", 1)
-    try:
-        client = hsp.hsp_socket(pair.client)
-    finally:
-        hsp.set_param("syn_retries", 0)
-    client.settimeout(scaled(60))
-    with pytest.raises(OSError) as raised:
-        client.connect((pair.server_addr, 7))
-    assert raised.value.errno == errno.ETIMEDOUT
-    # Given up after exactly the one retransmission allowed.
-    assert hsp.stat(pair.client, "SynRetransmits") == 1
-    client.close()
+    outcome = {}
+    for proto in PROTOCOLS:
+        retransmits = proto.syn_retransmits(pair.client)
+        if proto.name == "hsp":
+            hsp.set_param("syn_retries", 1)
+            try:
+                client = proto.socket(pair.client)
+            finally:
+                hsp.set_param("syn_retries", 0)
+        else:
+            client = proto.socket(pair.client)
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, 1)
+        client.settimeout(scaled(60))
+        with pytest.raises(OSError) as raised:
+            client.connect((pair.server_addr, 7))
+        client.close()
+        outcome[proto.name] = {"errno": errno.errorcode.get(raised.value.errno),
+                               "syn_retransmits": proto.syn_retransmits(pair.client) - retransmits}
+    assert outcome["hsp"] == outcome["tcp"]
+    assert outcome["tcp"]["errno"] == "ETIMEDOUT" and outcome["tcp"]["syn_retransmits"] >= 1
 
 
 def test_bind_twice__eaddrinuse_and_so_reuseaddr(pair):
