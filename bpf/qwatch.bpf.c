@@ -219,11 +219,12 @@ static __always_inline void read_queues(struct qwatch_event *e, const struct soc
 /*
  * Queues one event; returns false when the listener is not watched (so
  * nothing about it needs remembering), true otherwise, even if the event
- * was lost to a full ring buffer.
+ * was lost to a full ring buffer. @direct: @sk is a BTF pointer;
+ * @peer_direct: so is @peer.
  */
 static __always_inline bool emit_timed(enum qwatch_event_type type, const struct sock *sk,
 				       const void *peer, enum qwatch_stage stage, __u64 latency_ns,
-				       bool direct)
+				       bool direct, bool peer_direct)
 {
 	struct qwatch_event *e;
 	__u32 zero = 0;
@@ -249,7 +250,7 @@ static __always_inline bool emit_timed(enum qwatch_event_type type, const struct
 	if (type == QWATCH_LISTEN || type == QWATCH_ACCEPT)
 		e->pid = bpf_get_current_pid_tgid() >> 32;
 	read_queues(e, sk, direct);
-	read_peer(e, peer, direct);
+	read_peer(e, peer, peer_direct);
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ?
 			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 	return true;
@@ -258,7 +259,7 @@ static __always_inline bool emit_timed(enum qwatch_event_type type, const struct
 static __always_inline bool emit(enum qwatch_event_type type, const struct sock *sk,
 				 const void *peer, enum qwatch_stage stage)
 {
-	return emit_timed(type, sk, peer, stage, 0, false);
+	return emit_timed(type, sk, peer, stage, 0, false, false);
 }
 
 /* How long ago @key entered the queue @map times; forgets it. 0: unknown. */
@@ -362,7 +363,7 @@ static __always_inline void on_hash_add_done(struct sock *sk, struct request_soc
 {
 	if (hash_add_returns_bool && !(ret & 0xff))
 		return;	/* a duplicate request was already hashed */
-	if (emit_timed(QWATCH_SYN_RECV, sk, req, QWATCH_STAGE_NONE, 0, direct))
+	if (emit_timed(QWATCH_SYN_RECV, sk, req, QWATCH_STAGE_NONE, 0, direct, direct))
 		queued_now(&request_queued, req);
 }
 
@@ -372,7 +373,7 @@ static __always_inline void on_hashdance_done(struct sock *sk, struct request_so
 	if (!child)
 		return;
 	if (emit_timed(QWATCH_ACK_COMPLETE, sk, child, QWATCH_STAGE_NONE,
-		       time_in_queue(&request_queued, req), direct))
+		       time_in_queue(&request_queued, req), direct, direct))
 		queued_now(&child_queued, child);
 }
 
@@ -385,11 +386,12 @@ static __always_inline void on_req_drop_done(struct sock *sk, struct request_soc
 	emit(from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, sk, req, QWATCH_STAGE_NONE);
 }
 
+/* @child is a plain number in both attach modes (see inet_csk_accept_exit). */
 static __always_inline void on_accept_done(struct sock *sk, struct sock *child, bool direct)
 {
 	if (child)
 		emit_timed(QWATCH_ACCEPT, sk, child, QWATCH_STAGE_NONE,
-			   time_in_queue(&child_queued, child), direct);
+			   time_in_queue(&child_queued, child), direct, false);
 }
 
 SEC("kprobe/inet_listen")
@@ -613,8 +615,8 @@ int BPF_KRETPROBE(inet_csk_accept_return, struct sock *child)
 /*
  * fentry/fexit twins of the kprobes on vmlinux functions (--attach fentry):
  * a BPF trampoline instead of an int3 trap per call. HSP's functions keep
- * their kprobes: an out-of-tree module built without BTF cannot be traced
- * this way.
+ * their kprobes: the module has no BTF on 6.1 (its headers ship no
+ * vmlinux), so fentry could not trace it there.
  */
 SEC("fexit/inet_listen")
 int BPF_PROG(inet_listen_exit, struct socket *sock, int backlog, int err)
@@ -660,11 +662,17 @@ int BPF_PROG(tcp_check_req_fentry, struct sock *sk, struct sk_buff *skb, struct 
 	return 0;
 }
 
+/*
+ * The return value's slot follows the arguments, whose number changes
+ * (6.15 adds drop_reason): bpf_get_func_ret() finds it on every kernel.
+ */
 SEC("fexit/tcp_check_req")
-int BPF_PROG(tcp_check_req_exit, struct sock *sk, struct sk_buff *skb, struct request_sock *req,
-	     bool fastopen, bool *req_stolen, struct sock *child)
+int BPF_PROG(tcp_check_req_exit)
 {
-	on_check_req_return(child);
+	__u64 child = 0;
+
+	bpf_get_func_ret(ctx, &child);
+	on_check_req_return((struct sock *)child);
 	return 0;
 }
 
@@ -684,11 +692,18 @@ int BPF_PROG(req_drop_exit, struct sock *sk, struct request_sock *req, bool from
 	return 0;
 }
 
+/*
+ * 6.10 folded (flags, err, kern) into one struct proto_accept_arg: two
+ * arguments instead of four. bpf_get_func_ret() finds the return value
+ * after either; it is a plain number, not a BTF pointer.
+ */
 SEC("fexit/inet_csk_accept")
-int BPF_PROG(inet_csk_accept_exit, struct sock *sk, int flags, int *err, bool kern,
-	     struct sock *child)
+int BPF_PROG(inet_csk_accept_exit, struct sock *sk)
 {
-	on_accept_done(sk, child, true);
+	__u64 child = 0;
+
+	bpf_get_func_ret(ctx, &child);
+	on_accept_done(sk, (struct sock *)child, true);
 	return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <bpf/libbpf.h>
 #include <unistd.h>
 
+#include <cstdarg>
 #include <memory>
 #include <string>
 #include <system_error>
@@ -42,11 +43,22 @@ class SetupError : public std::system_error {
   }
 };
 
-// libbpf >= 1.0: int-returning calls give -errno.
+// libbpf's warnings since the last check(): when a program fails to load
+// they name it and carry the verifier's log. Fed by the print callback
+// (noexcept: it runs inside libbpf).
+void record_libbpf_warning(const char *format, va_list args) noexcept;
+// "program NAME rejected: <the verifier's last words>" for the last
+// program that failed to load, or "" if none did; forgets the warnings.
+std::string take_load_failure();
+
+// libbpf >= 1.0: int-returning calls give -errno. A program the verifier
+// rejected is named with its reason: the errno alone (often EACCES) would
+// read as a missing privilege.
 inline void check(int err, const std::string &what)
 {
+  std::string failure = take_load_failure();
   if (err < 0)
-    throw SetupError(-err, what);
+    throw SetupError(-err, failure.empty() ? what : what + ": " + failure);
 }
 
 // libbpf >= 1.0: pointer-returning calls give NULL and set errno.

@@ -275,9 +275,16 @@ Options parse_options(int argc, char **argv)
   return options;
 }
 
-// Quiet unless -v: a failure is reported once, in one line, by main().
-int print_libbpf(libbpf_print_level, const char *format, va_list args)
+// Quiet unless -v: a failure is reported once, in one line, by main(),
+// with what libbpf warned about it.
+int print_libbpf(libbpf_print_level level, const char *format, va_list args)
 {
+  if (level == LIBBPF_WARN) {
+    va_list copy;
+    va_copy(copy, args);
+    record_libbpf_warning(format, copy);
+    va_end(copy);
+  }
   return verbose ? std::vfprintf(stderr, format, args) : 0;
 }
 
@@ -301,6 +308,8 @@ std::string watched_protocols(const Options &options, const Tracer &tracer)
                                : " (module not loaded: listeners only)";
   std::string how =
       tracer.attach_mode() == AttachMode::kFentry ? "; probes: fentry" : "; probes: kprobes";
+  if (!tracer.fentry_failure().empty())
+    how += " (fentry failed: " + tracer.fentry_failure() + ")";
   if (!options.want_hsp)
     return "tcp" + how;
   return (options.want_tcp ? "tcp, " + hsp : hsp) + how;
@@ -377,6 +386,9 @@ class Watch {
                                      static_cast<int64_t>(clock_ns(CLOCK_MONOTONIC))),
         tracer_(options.tracer, [this](const qwatch_event &event) { on_event(event); })
   {
+    if (verbose && !tracer_.fentry_failure().empty())
+      std::fprintf(stderr, "qwatch: fentry failed, using kprobes: %s\n",
+                   tracer_.fentry_failure().c_str());
     netns_names_.refresh();
     if (!options.metrics.empty())
       metrics_.emplace(options.metrics, options.metrics_address, options.metrics_length);
@@ -581,8 +593,10 @@ int main(int argc, char **argv)
     Watch watch(options);
     return watch.run();
   } catch (const SetupError &e) {
+    // EPERM is the kernel refusing an unprivileged caller; EACCES from a
+    // program load is the verifier's verdict, named in the message.
     const char *hint = "";
-    if (e.code().value() == EPERM || e.code().value() == EACCES)
+    if (e.code().value() == EPERM && geteuid() != 0)
       hint = " (qwatch needs root: CAP_BPF and CAP_PERFMON)";
     std::fprintf(stderr, "qwatch: %s%s\n", e.what(), hint);
     return 1;

@@ -88,7 +88,8 @@ Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
   // fentry where the kernel has BPF trampolines, kprobes otherwise.
   try {
     setup(settings, AttachMode::kFentry, vmlinux.get());
-  } catch (const SetupError &) {
+  } catch (const SetupError &e) {
+    fentry_failure_ = e.what();
     ring_buffer_.reset();
     skel_.reset();
     setup(settings, AttachMode::kKprobe, vmlinux.get());
@@ -160,7 +161,7 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       {"hsp_rtx_synack", false, {progs->hsp_rtx_synack_entry}, {}, "hsp"},
   };
   hsp_programs_.clear();
-  // HSP's functions have no BTF (an out-of-tree module): kprobes only.
+  // HSP's functions: kprobes only (the module has BTF on 6.12 but not on 6.1).
   watching_hsp_ = hsp_loaded_ = module_loaded("hsp");
   watching_hsp_ = watching_hsp_ && kprobes;
   for (const auto &function : functions) {

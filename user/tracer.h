@@ -55,6 +55,8 @@ class Tracer {
   bool hsp_loaded() const { return hsp_loaded_; }
   // kFentry or kKprobe: what the programs on vmlinux functions use.
   AttachMode attach_mode() const { return attach_mode_; }
+  // Why --attach auto fell back to kprobes; "" if it did not.
+  const std::string &fentry_failure() const { return fentry_failure_; }
 
   // Follows the hsp module being unloaded and loaded again, re-attaching
   // HSP's probes where they were loaded at start; true when it changed.
@@ -68,6 +70,7 @@ class Tracer {
   bool watching_hsp_ = false;
   bool hsp_loaded_ = false;
   AttachMode attach_mode_ = AttachMode::kKprobe;
+  std::string fentry_failure_;
   std::vector<bpf_program *> hsp_programs_;  // loaded because hsp was at start
   SkeletonPtr<qwatch_bpf> skel_;
   RingBufferPtr ring_buffer_;  // after skel_: freed before the maps it reads
