@@ -5,15 +5,18 @@
 # Target kernels: the newest installed Debian image (with headers) of each
 # supported series, from tests/vm/kver; `make KVER=...` targets one. HSP is
 # built once per kernel (build/KVER/kmod/hsp.ko); qwatch's BPF is CO-RE, so
-# one object serves every kernel: its vmlinux.h comes from the first one.
+# one object serves every kernel: its vmlinux.h always comes from the
+# oldest supported kernel installed, whichever KVER is targeted.
+ALL_KVERS := $(shell tests/vm/kver)
 ifdef KVER
 KVERS    := $(KVER)
 else
-KVERS    ?= $(shell tests/vm/kver)
+KVERS    ?= $(ALL_KVERS)
 KVER     := $(firstword $(KVERS))
 endif
+BTF_KVER := $(firstword $(ALL_KVERS) $(KVER))
 OUTPUT   := $(abspath build)
-VMLINUX   = $(OUTPUT)/kernel/vmlinux-$(KVER)
+VMLINUX   = $(OUTPUT)/kernel/vmlinux-$(BTF_KVER)
 
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
@@ -86,7 +89,7 @@ $(OUTPUT) $(OUTPUT)/user $(OUTPUT)/kernel $(OUTPUT)/tests:
 
 # The target kernel's own types: its BTF, taken from the ELF image inside
 # its bzImage (Debian ships no vmlinux), never /sys/kernel/btf of the host.
-$(VMLINUX): /boot/vmlinuz-$(KVER) tests/vm/extract-vmlinux | $(OUTPUT)/kernel
+$(VMLINUX): /boot/vmlinuz-$(BTF_KVER) tests/vm/extract-vmlinux | $(OUTPUT)/kernel
 	$(call msg,EXTRACT,$@)
 	$(Q)tests/vm/extract-vmlinux $< $@
 
