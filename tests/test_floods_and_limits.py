@@ -109,7 +109,8 @@ def syn_flood_outcome(proto, qwatch, backlog):
         events = lambda: qwatch.select(netns=pair.server.inode, lport=port, proto=proto)
         syn_events = lambda: [e for e in events() if e["event"] in ("syn_recv", "syn_drop")]
         qwatch.wait_for(lambda q: len(syn_events()) == taken_in, timeout=120,
-                        what=f"{proto}: one syn_recv or syn_drop per SYN")
+                        what=f"{proto}: one syn_recv or syn_drop per SYN ({taken_in} taken in)",
+                        state=lambda q: f"{len(syn_events())} syn_recv/syn_drop")
         if requests_memory:
             peak_requests = requests_memory.stop() - requests_memory.baseline
             report_flood_memory(peak_requests, requests_memory.object_size)

@@ -72,10 +72,11 @@ def run(cmd, ns=None, check=True, timeout=60, input=None):
     return proc
 
 
-def wait_until(condition, timeout=30.0, interval=0.05, what="condition"):
+def wait_until(condition, timeout=30.0, interval=0.05, what="condition", state=None):
     """Polls @condition until it returns a true value, which is returned.
 
-    Raises TimeoutError naming @what when @timeout seconds pass first.
+    Raises TimeoutError naming @what when @timeout seconds pass first, with
+    what @state() returns then, if given (the value that never came right).
     """
     timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
@@ -84,7 +85,8 @@ def wait_until(condition, timeout=30.0, interval=0.05, what="condition"):
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+            seen = f" (last seen: {state()})" if state else ""
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}{seen}")
         time.sleep(interval)
 
 

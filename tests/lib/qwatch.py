@@ -60,9 +60,15 @@ class QwatchStream(Background):
         with self._lock:
             return [e for e in self.events if all(e.get(k) == v for k, v in match.items())]
 
-    def wait_for(self, condition, timeout=30, what="qwatch events"):
-        """Polls @condition(self) until true; returns its value."""
-        return wait_until(lambda: condition(self), timeout=timeout, what=what)
+    def wait_for(self, condition, timeout=30, what="qwatch events", state=None):
+        """Polls @condition(self) until true; returns its value. On timeout
+        the message has @state(self), and how many events and lost events
+        qwatch reported."""
+        def seen():
+            lost = self.latest(event="lost_events")
+            mine = f"{state(self)}; " if state else ""
+            return f"{mine}{len(self.events)} objects, {lost['total'] if lost else 0} events lost"
+        return wait_until(lambda: condition(self), timeout=timeout, what=what, state=seen)
 
     def latest(self, **match):
         """The last event matching @match, or None."""
