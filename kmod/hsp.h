@@ -42,11 +42,14 @@
  * @hsp_icsk: the inet_connection_sock every listener and child is
  * @snd_isn: initial sequence number this end sent
  * @rcv_isn: initial sequence number the peer sent
+ * @syn_sent: jiffies when connect() sent the first SYN (TCP: the
+ *	retrans_stamp that bounds the SYN retries in time)
  */
 struct hsp_sock {
 	struct inet_connection_sock hsp_icsk;
 	u32 snd_isn;
 	u32 rcv_isn;
+	unsigned long syn_sent;
 };
 
 /**

@@ -52,6 +52,26 @@ void hsp_done(struct sock *sk)
 }
 
 /* Retransmits the SYN of a connect() with TCP's backoff. */
+/*
+ * As TCP's retransmits_timed_out() for a SYN: whether the time @retries
+ * exponentially backed-off retransmissions from the initial RTO would take
+ * has passed since the first SYN. It bounds the retries once linear
+ * timeouts (6.5+) keep the RTO from growing; before, it coincides with the
+ * count.
+ */
+static bool hsp_syn_timed_out(const struct sock *sk, unsigned int retries)
+{
+	unsigned int doublings = ilog2(HSP_RTO_MAX / HSP_TIMEOUT_INIT);
+	unsigned long timeout;
+
+	if (retries <= doublings)
+		timeout = ((2UL << retries) - 1) * HSP_TIMEOUT_INIT;
+	else
+		timeout = ((2UL << doublings) - 1) * HSP_TIMEOUT_INIT +
+			  (unsigned long)(retries - doublings) * HSP_RTO_MAX;
+	return time_after_eq(jiffies, hsp_sk(sk)->syn_sent + timeout);
+}
+
 static void hsp_retransmit_timer(struct timer_list *t)
 {
 	struct inet_connection_sock *icsk = from_timer(icsk, t, icsk_retransmit_timer);
@@ -73,7 +93,8 @@ static void hsp_retransmit_timer(struct timer_list *t)
 	/* As tcp_retransmit_timer(): that many more, before any backoff. */
 	linear = READ_ONCE(sock_net(sk)->ipv4.sysctl_tcp_syn_linear_timeouts);
 #endif
-	if (icsk->icsk_retransmits >= retries + linear) {
+	if (icsk->icsk_retransmits >= retries + linear ||
+	    (icsk->icsk_retransmits && hsp_syn_timed_out(sk, retries))) {
 		sk->sk_err = ETIMEDOUT;
 		sk_error_report(sk);
 		hsp_done(sk);
@@ -222,6 +243,7 @@ static int hsp_v4_connect(struct sock *sk, struct sockaddr *uaddr, int addr_len)
 	icsk->icsk_rto = HSP_TIMEOUT_INIT;
 	hsp_inc_stats(sock_net(sk), HSP_MIB_ACTIVE_OPENS);
 	/* A lost or unsendable SYN is the retransmit timer's business. */
+	hsp_sk(sk)->syn_sent = jiffies;
 	hsp_send_control(sk, HSP_FLAG_SYN);
 	inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, icsk->icsk_rto, HSP_RTO_MAX);
 	return 0;
