@@ -201,6 +201,18 @@ def connected(sock):
         socket.SOL_SOCKET, socket.SO_ERROR)
 
 
+def connect_from_cgroup(proto, pair, policy):
+    """A listener outside @policy's cgroup and a non-blocking connect() to
+    it from a client created inside: (listener, port, client, connect's
+    errno, a counter of what the client tried to send)."""
+    listener, port = proto.listen(pair.server, pair.server_addr, 8)
+    sent = count_output(pair.client, proto.to_port_match(port))
+    with policy.sockets_created():
+        client = proto.socket(pair.client)
+    client.setblocking(False)
+    return listener, port, client, client.connect_ex((pair.server_addr, port)), sent
+
+
 def test_cgroup_ingress_deny__stops_syns_at_the_listener_as_for_tcp(hsp_module):
     """A cgroup ingress program of the listener's cgroup runs on every
     segment for the listener (TCP: tcp_filter()); one that refuses all
@@ -231,12 +243,7 @@ def test_cgroup_egress_deny__stops_a_client_as_it_stops_tcp(hsp_module):
     outcome = {}
     for proto in PROTOCOLS:
         with NetNSPair() as pair, DenyCgroup("deny_egress") as policy:
-            listener, port = proto.listen(pair.server, pair.server_addr, 8)
-            sent = count_output(pair.client, proto.to_port_match(port))
-            with policy.sockets_created():
-                client = proto.socket(pair.client)
-            client.setblocking(False)
-            err = client.connect_ex((pair.server_addr, port))
+            listener, port, client, err, sent = connect_from_cgroup(proto, pair, policy)
             wait_until(lambda: sent() >= 2, what=f"{proto.name}: the SYN to be sent again")
             outcome[proto.name] = {"connect": errno.errorcode.get(err, err),
                                    "requests": proto.requests(pair.server, port),
@@ -282,12 +289,7 @@ def test_cgroup_connect4_deny__refuses_connect_as_for_tcp(hsp_module):
     outcome = {}
     for proto in PROTOCOLS:
         with NetNSPair() as pair, DenyCgroup("deny_connect4") as policy:
-            listener, port = proto.listen(pair.server, pair.server_addr, 8)
-            sent = count_output(pair.client, proto.to_port_match(port))
-            with policy.sockets_created():
-                client = proto.socket(pair.client)
-            client.setblocking(False)
-            err = client.connect_ex((pair.server_addr, port))
+            listener, port, client, err, sent = connect_from_cgroup(proto, pair, policy)
             outcome[proto.name] = {"connect": errno.errorcode.get(err, err), "sent": sent(),
                                    "requests": proto.requests(pair.server, port)}
             client.close()
