@@ -140,10 +140,9 @@ test-host:
 # its segments come from (tests/test_hsp_disclosure.py relies on it).
 VM_APPEND ?= init_on_alloc=0 slub_debug=FZPU,hsp,request_sock_hsp;P,kmalloc-512
 
-# One VM boot per kernel of TEST_KVERS; every kernel runs even if one fails.
-# Until the whole suite passes on 6.12 (issue 14), CI runs it on the first
-# kernel only: `make test TEST_KVERS="$$(tests/vm/kver)"` runs both.
-TEST_KVERS ?= $(firstword $(KVERS))
+# One VM boot per kernel of TEST_KVERS (every target kernel; KVER= picks
+# one); every kernel runs even if one fails.
+TEST_KVERS ?= $(KVERS)
 
 test-vm: all
 	@status=0; for kver in $(TEST_KVERS); do \
