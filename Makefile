@@ -35,7 +35,7 @@ LIBBPF_LIBS = $(shell pkg-config --libs libbpf)
 DEPS := build-essential clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
 	pkg-config linux-image-amd64 linux-headers-amd64 linux-image-6.12-amd64 \
 	linux-headers-6.12-amd64 qemu-system-x86 rsync zstd python3-zstandard \
-	busybox-static kmod cpio xz-utils python3 python3-pytest python3-jsonschema \
+	busybox-static kmod cpio xz-utils python3 python3-pytest python3-jsonschema python3-fastjsonschema \
 	prometheus python3-docutils python3-sphinx groff-base iproute2 \
 	nftables util-linux procps
 

@@ -6,6 +6,8 @@ protocols answer a flood the same way: the SYN queue fills to its limit and
 further SYNs are dropped.
 """
 
+import collections
+import contextlib
 import json
 import os
 import socket
@@ -89,28 +91,41 @@ def report_flood_memory(peak_requests, object_size):
                    "peak_request_kib": round(peak_requests * object_size / 1024, 1)}, f)
 
 
+def flood_accounting(proto, ns, events):
+    """qwatch's events by kind against the kernel's counters, for a timeout."""
+    kinds = collections.Counter(e["event"] for e in events)
+    if proto == "hsp":
+        kernel = {name: hsp.stat(ns, name) for name in ("SynsReceived", "SynQueueDrops",
+                                                          "ListenOverflows")}
+    else:
+        kernel = {name: nstat(ns, name) for name in ("TcpInSegs", "TcpExtListenDrops",
+                                                      "TcpExtListenOverflows")}
+    return f"qwatch {dict(kinds)}, kernel {kernel}"
+
+
 def syn_flood_outcome(proto, qwatch, backlog):
-    with NetNSPair() as pair:
+    with NetNSPair() as pair, contextlib.ExitStack() as cleanup:
         # Two SYN-ACK retries: the flood's requests expire after 1 + 2 + 4 s
         # and the real client below gets through soon after.
         run(["sysctl", "-qw", "net.ipv4.tcp_syncookies=0",
              "net.ipv4.tcp_synack_retries=2"], ns=pair.server)
         drop_unmarked_resets(pair.client, FLOOD_MARK)
         log = KernelLog()
-        listener = make_socket(proto, pair.server)
+        cleanup.callback(log.close)
+        listener = cleanup.enter_context(make_socket(proto, pair.server))
         listener.bind((pair.server_addr, 0))
         listener.listen(backlog)
         port = listener.getsockname()[1]
 
-        requests_memory = SlabPeak("request_sock_hsp") if proto == "hsp" else None
-        if requests_memory:
-            requests_memory.start()
+        requests_memory = None
+        if proto == "hsp":
+            requests_memory = cleanup.enter_context(SlabPeak("request_sock_hsp"))
         taken_in = flood(proto, pair, port, backlog)
         events = lambda: qwatch.select(netns=pair.server.inode, lport=port, proto=proto)
         syn_events = lambda: [e for e in events() if e["event"] in ("syn_recv", "syn_drop")]
         qwatch.wait_for(lambda q: len(syn_events()) == taken_in, timeout=120,
                         what=f"{proto}: one syn_recv or syn_drop per SYN ({taken_in} taken in)",
-                        state=lambda q: f"{len(syn_events())} syn_recv/syn_drop")
+                        state=lambda q: flood_accounting(proto, pair.server, events()))
         if requests_memory:
             peak_requests = requests_memory.stop() - requests_memory.baseline
             report_flood_memory(peak_requests, requests_memory.object_size)
@@ -122,14 +137,11 @@ def syn_flood_outcome(proto, qwatch, backlog):
 
         # Once the flood's requests expire, a real client retrying its SYN
         # gets through.
-        client = make_socket(proto, pair.client)
+        client = cleanup.enter_context(make_socket(proto, pair.client))
         client.settimeout(scaled(60))
         client.connect((pair.server_addr, port))
-        child, _ = listener.accept()
+        cleanup.enter_context(listener.accept()[0])
         warnings = [line for line in log.read_new() if "SYN flooding" in line]
-        log.close()
-        for sock in (child, client, listener):
-            sock.close()
         return {"peak_syn_queue": peak, "flood_warnings": len(warnings)}
 
 

@@ -84,7 +84,8 @@ def slab_usage(cache):
 
 
 class SlabPeak(threading.Thread):
-    """Samples a cache's active objects until stopped; .peak is the most seen."""
+    """Samples a cache's active objects until stopped; .peak is the most
+    seen. As a context manager it stops on the way out, whatever happened."""
 
     def __init__(self, cache, interval=0.02):
         super().__init__(daemon=True)
@@ -92,13 +93,27 @@ class SlabPeak(threading.Thread):
         self.baseline, _, self.object_size = slab_usage(cache)
         self.peak = self.baseline
         self._finished = threading.Event()
+        self._failure = None
 
     def run(self):
-        while not self._finished.wait(self.interval):
-            self.peak = max(self.peak, slab_usage(self.cache)[0])
+        try:
+            while not self._finished.wait(self.interval):
+                self.peak = max(self.peak, slab_usage(self.cache)[0])
+        except LookupError as e:
+            self._failure = e   # the cache went away: stop() says so
 
     def stop(self):
         self._finished.set()
         self.join()
+        if self._failure:
+            raise self._failure
         self.peak = max(self.peak, slab_usage(self.cache)[0])
         return self.peak
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._finished.set()
+        self.join()
