@@ -66,15 +66,16 @@ deps:
 
 # Kbuild builds in the module's directory, so each kernel gets a copy of
 # kmod/ (mtimes kept: Kbuild's own dependency tracking still works).
+# $(call copy_kmod,DIR): the sources only; what Kbuild made there stays.
+copy_kmod = mkdir -p $(1) && rsync -a --delete --exclude='*.mod.c' --include='*.c' \
+	--include='*.h' --include=Kbuild --include='include/***' --exclude='*' kmod/ $(1)/
 kmod: $(addprefix kmod-,$(KVERS))
 
 # (Not .PHONY: make applies no pattern rule to a phony target.)
 kmod-%:
 ifneq ($(KMOD_SRCS),)
 	$(call msg,KBUILD,build/$*/kmod)
-	$(Q)mkdir -p $(OUTPUT)/$*/kmod
-	$(Q)rsync -a --delete --exclude='*.mod.c' --include='*.c' --include='*.h' \
-		--include=Kbuild --include='include/***' --exclude='*' kmod/ $(OUTPUT)/$*/kmod/
+	$(Q)$(call copy_kmod,$(OUTPUT)/$*/kmod)
 	$(Q)$(MAKE) -C /lib/modules/$*/build M=$(OUTPUT)/$*/kmod W=1 modules
 else
 	@true
@@ -148,7 +149,7 @@ test-vm: all
 	@status=0; for kver in $(TEST_KVERS); do \
 		echo "test-vm: $$kver"; \
 		tests/vm/run --kernel $$kver --append '$(VM_APPEND)' -v -- \
-			$(PYTHON) -m pytest -p no:cacheprovider -v tests/ || status=1; \
+			$(PYTHON) -m pytest -p no:cacheprovider -v --durations=15 tests/ || status=1; \
 	done; exit $$status
 
 # make test-debug: the HSP suites on a kernel with KASAN, lockdep, kmemleak
@@ -170,9 +171,7 @@ deps-debug: deps
 
 test-debug: deps-debug bpf user
 	tests/vm/build-debug-kernel $(DEBUG_KERNEL)
-	rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='*.mod*' \
-		--exclude='.*.cmd' --exclude=Module.symvers --exclude=modules.order \
-		kmod/ $(DEBUG_KERNEL)/kmod/
+	$(call copy_kmod,$(DEBUG_KERNEL)/kmod)
 	$(MAKE) -C $(DEBUG_KERNEL)/obj M=$(CURDIR)/$(DEBUG_KERNEL)/kmod W=1 modules
 	tests/vm/run --image $(DEBUG_KERNEL)/bzImage --memory 3072 --timeout 14400 \
 		--append '$(VM_APPEND)' -v -- env HSP_MODULE=$(CURDIR)/$(DEBUG_KERNEL)/kmod/hsp.ko \
