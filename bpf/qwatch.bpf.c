@@ -595,6 +595,20 @@ int BPF_KPROBE(hsp_rtx_synack_entry, const struct sock *sk, const struct request
 	return 0;
 }
 
+/*
+ * kprobe mode. A kretprobe holds one of its few instances (max(10, 2 x
+ * CPUs)) for every caller blocked inside inet_csk_accept(), so with more
+ * callers blocked than that, returns go unseen. __inet_accept() runs right
+ * after the dequeue, never sleeps, and has the listener and the child; the
+ * kretprobe pair below is for kernels without it.
+ */
+SEC("kprobe/__inet_accept")
+int BPF_KPROBE(inet_accept_graft, struct socket *sock, struct socket *newsock, struct sock *newsk)
+{
+	on_accept_done(BPF_CORE_READ(sock, sk), newsk, false);
+	return 0;
+}
+
 SEC("kprobe/inet_csk_accept")
 int BPF_KPROBE(inet_csk_accept_entry, struct sock *sk)
 {

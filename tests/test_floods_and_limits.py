@@ -19,6 +19,7 @@ from lib.cmd import iterations, one_cpu, run, scaled
 from lib.hsp_wire import drop_unmarked_resets, raw_sender, segment, tcp_syn
 from lib.kernel import KernelLog, SlabPeak, nstat, ss_listener
 from lib.netns import NetNSPair, backlog_drained, socket_in
+from lib.proto import PROTOCOLS
 from lib.qwatch import QwatchStream
 
 FLOOD_MARK = 43
@@ -52,9 +53,7 @@ def test_listen_backlog__clamped_as_for_tcp(netns_pair, hsp_module, backlog):
 def syns_taken_in(proto, ns):
     """SYNs the server's protocol has taken in: nothing but the flood
     reaches it (the client's resets are dropped), so every segment counts."""
-    if proto == "hsp":
-        return hsp.stat(ns, "SynsReceived")
-    return nstat(ns, "TcpInSegs")
+    return next(p for p in PROTOCOLS if p.name == proto).segments_in(ns)
 
 
 def flood(proto, pair, port, backlog):

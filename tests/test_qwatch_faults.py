@@ -56,8 +56,8 @@ def test_ring_buffer_overflow__counted_then_exact_again(netns_pair, one_cpu):
             return metric_value(scrape(metrics_port), "qwatch_lost_events_total")
 
         # Every SYN the listener saw is an event delivered or one counted lost.
-        wait_until(lambda: syn_events() + lost() >= reached,
-                   what=f"{reached} SYN events delivered or counted lost")
+        qwatch.wait_for(lambda q: syn_events() + lost() >= reached,
+                        what=f"{reached} SYN events delivered or counted lost")
         lost_total = lost()
         assert lost_total > 0
         # Besides SYN events, only the request timer's (one synack_retransmit

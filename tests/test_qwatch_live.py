@@ -4,6 +4,7 @@
 Prometheus scraping --metrics. Every number is checked against ss, /proc or
 the kernel's counters."""
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from lib import REPO, hsp
 from lib.cmd import Background, run, scaled, wait_until
 from lib.kernel import nstat, ss_listener, ss_syn_recv
 from lib.netns import socket_in
+from lib.proto import PROTOCOLS
 from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, once, scrape
 from lib.tcp import connect_many, hold_final_acks, release_final_acks, tcp_listener
 
@@ -237,6 +239,47 @@ def test_accept_blocked_before_qwatch_started__counted(netns_pair):
     accepted[0][0].close()
     conn.close()
     listener.close()
+
+
+def blocked_in_accept(thread):
+    with open(f"/proc/{os.getpid()}/task/{thread.native_id}/stack") as f:
+        return "inet_csk_accept" in f.read()
+
+
+@pytest.mark.parametrize("mode", ["fentry", "kprobe"])
+@pytest.mark.parametrize("proto", PROTOCOLS, ids=lambda p: p.name)
+def test_accept__more_callers_blocked_than_a_kretprobe_has_instances__every_one_seen(
+        netns_pair, hsp_module, proto, mode):
+    """Prefork servers and thread pools block many threads in accept(): a
+    kretprobe has max(10, 2 x CPUs) instances, one per caller blocked
+    inside. Every accept the callers got must be an accept event."""
+    callers = 64
+    server, addr = netns_pair.server, netns_pair.server_addr
+    accepted = []
+    with contextlib.ExitStack() as cleanup, \
+            QwatchStream("--attach", mode, "--netns", server.name) as qwatch:
+        listener, port = proto.listen(server, addr, callers)
+        cleanup.callback(listener.close)
+        threads = [threading.Thread(target=lambda: accepted.append(listener.accept()[0]),
+                                    daemon=True) for _ in range(callers)]
+        # Wakes whichever callers are still blocked (close() would not).
+        cleanup.callback(lambda: listener.shutdown(socket.SHUT_RDWR))
+        for thread in threads:
+            thread.start()
+        wait_until(lambda: all(blocked_in_accept(t) for t in threads),
+                   what=f"{callers} threads blocked in accept()")
+        for _ in range(callers):
+            client = cleanup.enter_context(proto.socket(netns_pair.client))
+            client.connect((addr, port))
+        for thread in threads:
+            thread.join(scaled(30))
+        for child in accepted:
+            cleanup.enter_context(child)
+        assert len(accepted) == callers
+        qwatch.wait_for(lambda q: len(q.select(event="accept", lport=port)) == callers,
+                        what=f"{callers} accept events",
+                        state=lambda q: f"{len(q.select(event='accept', lport=port))} accepts")
+        assert proto.queues(server, port)["accept_queue"] == 0
 
 
 class Prometheus(Background):

@@ -113,6 +113,16 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       function_returns_bool(vmlinux, "inet_csk_reqsk_queue_hash_add");
 
   auto *progs = &skel_->progs;
+  // kprobe mode: __inet_accept() where there is one (see inet_accept_graft).
+  std::vector<bpf_program *> accept_kprobes = {progs->inet_csk_accept_entry,
+                                               progs->inet_csk_accept_return};
+  if (mode == AttachMode::kKprobe && kernel_has_function(vmlinux, "__inet_accept")) {
+    for (bpf_program *prog : accept_kprobes)
+      bpf_program__set_autoload(prog, false);
+    accept_kprobes = {progs->inet_accept_graft};
+  } else {
+    bpf_program__set_autoload(progs->inet_accept_graft, false);
+  }
   const ProbedFunction functions[] = {
       {"inet_listen",
        false,
@@ -143,10 +153,7 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
        {progs->req_drop_entry, progs->req_drop_return},
        {progs->req_drop_exit}},
       {"tcp_rtx_synack", false, {progs->tcp_retransmit_synack}, {progs->tcp_retransmit_synack}},
-      {"inet_csk_accept",
-       true,
-       {progs->inet_csk_accept_entry, progs->inet_csk_accept_return},
-       {progs->inet_csk_accept_exit}},
+      {"inet_csk_accept", true, accept_kprobes, {progs->inet_csk_accept_exit}},
       {"hsp_listen", false, {progs->hsp_listen_entry, progs->hsp_listen_return}, {}, "hsp"},
       {"hsp_conn_request",
        false,

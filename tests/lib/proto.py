@@ -52,6 +52,11 @@ class Tcp(Protocol):
     def synack_retransmits(self, ns):
         return nstat(ns, "TcpExtTCPSynRetrans")
 
+    def segments_in(self, ns):
+        """Segments the protocol received in @ns (HSP counts them before its
+        header checks, TCP after: the same for well-formed segments)."""
+        return nstat(ns, "TcpInSegs")
+
 
 class Hsp(Protocol):
     name = "hsp"
@@ -85,6 +90,9 @@ class Hsp(Protocol):
 
     def synack_retransmits(self, ns):
         return hsp.stat(ns, "SynAckRetransmits")
+
+    def segments_in(self, ns):
+        return hsp.stat(ns, "InSegs")
 
 
 PROTOCOLS = [Tcp(), Hsp()]
