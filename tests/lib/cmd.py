@@ -5,6 +5,7 @@ import os
 import select
 import shlex
 import subprocess
+import threading
 import time
 from contextlib import contextmanager
 
@@ -140,3 +141,21 @@ class Background:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class StoppableThread(threading.Thread):
+    """A daemon thread whose run() loops until ._finished is set. As a
+    context manager it starts the thread and stops it on the way out,
+    whatever happened."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self._finished = threading.Event()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._finished.set()
+        self.join()

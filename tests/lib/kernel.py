@@ -4,9 +4,8 @@
 import errno
 import os
 import re
-import threading
 
-from .cmd import run
+from .cmd import StoppableThread, run
 
 # Messages that mean the kernel is unwell (the union netdev CI and MPTCP CI
 # grep for, plus what the stock Debian kernel prints for leaks).
@@ -83,16 +82,15 @@ def slab_usage(cache):
     raise LookupError(f"/proc/slabinfo has no cache {cache}")
 
 
-class SlabPeak(threading.Thread):
+class SlabPeak(StoppableThread):
     """Samples a cache's active objects until stopped; .peak is the most
     seen. As a context manager it stops on the way out, whatever happened."""
 
     def __init__(self, cache, interval=0.02):
-        super().__init__(daemon=True)
+        super().__init__()
         self.cache, self.interval = cache, interval
         self.baseline, _, self.object_size = slab_usage(cache)
         self.peak = self.baseline
-        self._finished = threading.Event()
         self._failure = None
 
     def run(self):
@@ -109,11 +107,3 @@ class SlabPeak(threading.Thread):
             raise self._failure
         self.peak = max(self.peak, slab_usage(self.cache)[0])
         return self.peak
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._finished.set()
-        self.join()

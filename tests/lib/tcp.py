@@ -2,9 +2,8 @@
 """TCP workloads between the namespaces of a pair."""
 
 import socket
-import threading
 
-from .cmd import run
+from .cmd import StoppableThread, run
 from .netns import socket_in
 
 
@@ -39,18 +38,17 @@ def release_final_acks(ns):
     run(["nft", "delete", "table", "inet", "qwack"], ns=ns)
 
 
-class ConnectLoop(threading.Thread):
+class ConnectLoop(StoppableThread):
     """Connects from @ns to @listener, accepts and closes both, over and over
     until the context is left: a steady stream of handshakes and accepts
     that never fills a queue; .connects counts them."""
 
     def __init__(self, ns, listener, family=socket.AF_INET):
-        super().__init__(daemon=True)
+        super().__init__()
         self.ns, self.listener, self.family = ns, listener, family
         self.target = listener.getsockname()
         self.connects = 0
         self.errors = []
-        self._finished = threading.Event()
 
     def run(self):
         while not self._finished.is_set():
@@ -62,11 +60,3 @@ class ConnectLoop(threading.Thread):
                     self.connects += 1
                 except OSError as e:
                     self.errors.append(e)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._finished.set()
-        self.join()
