@@ -101,7 +101,6 @@ class QwatchStream(Background):
         """
         timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
-        tried_at = -1
         while True:
             started = time.monotonic()
             with self._changed:
