@@ -3,9 +3,17 @@
  * qwatch: listen-queue transitions of every inet_connection_sock listener.
  *
  * The hooks sit on the generic inet_csk layer wherever it exists, so TCP and
- * HSP (kmod/) are seen the same way; tcp_check_req and tcp_conn_request add
- * TCP's drop decisions. Every event carries the listener's queue values read
- * after the transition (see struct qwatch_event).
+ * HSP (kmod/) are seen the same way. Every event carries the listener's
+ * queue values read after the transition (see struct qwatch_event).
+ *
+ * The per-listener counters (struct qwatch_counters) come from the kernel's
+ * own counters: around each function that handles one segment for a
+ * listener (a SYN, a final ACK, a syncookie ACK) this CPU's share of the
+ * namespace's SNMP counters is read at entry and at return. The segment is
+ * handled in softirq (or with BH off) without the listener locked, but
+ * nothing else can count on this CPU in between, so the difference is
+ * exactly what the kernel counted for this listener, whatever other CPUs
+ * do to it meanwhile.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_core_read.h>
@@ -17,6 +25,16 @@
 #define AF_INET		2
 #define AF_INET6	10
 #define TCP_LISTEN	10
+
+/*
+ * Far longer than any one segment's handler takes, even on an emulated
+ * debug kernel whose vCPU the host stalls: a window open this long lost
+ * its return (a missed kretprobe).
+ */
+#define WINDOW_MAX_NS	(10ULL * 1000 * 1000 * 1000)
+
+/* Listeners whose counters are kept at once (a host has a few hundred). */
+#define MAX_COUNTED_LISTENERS	16384
 
 /*
  * Wake the reader only once this much is waiting (it also polls every
@@ -46,6 +64,27 @@ struct {
 } lost_events SEC(".maps");
 
 /*
+ * struct qwatch_counters of every watched listener, created on its first
+ * count and deleted when it stops listening. A plain hash with atomic
+ * adds: a per-CPU one would cost its value times the number of CPUs for
+ * every listener.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_COUNTED_LISTENERS);
+	__type(key, __u64);
+	__type(value, struct qwatch_counters);
+} listener_counters SEC(".maps");
+
+/* Counts that found listener_counters full: reported, never silent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} uncounted SEC(".maps");
+
+/*
  * When each request entered the SYN queue and each child the accept queue,
  * for the handshake and accept-wait latencies. LRU: entries of requests
  * and children that leave unseen (listener closed) age out.
@@ -63,17 +102,6 @@ struct {
 	__type(key, __u64);
 	__type(value, __u64);
 } child_queued SEC(".maps");
-
-/*
- * Entry-to-return state of conn_request and check_req: both run in softirq
- * or with BH disabled, so they never nest on a CPU and one per-CPU slot
- * each will do (much cheaper than the hash map the others need).
- */
-enum softirq_slot {
-	SLOT_CONN_REQUEST,
-	SLOT_CHECK_REQ,
-	SOFTIRQ_SLOTS,
-};
 
 /* The probes whose entry hands state to their return probe. */
 enum pending_hook {
@@ -97,8 +125,6 @@ struct pending_key {
 struct pending_call {
 	struct sock *listener;
 	struct request_sock *req;
-	__u32 drops;
-	__u8 accept_full;
 	__u8 from_timer;
 };
 
@@ -109,12 +135,52 @@ struct {
 	__type(value, struct pending_call);
 } pending SEC(".maps");
 
+/*
+ * This CPU's share of the SNMP counters a listener's counters come from,
+ * in the order of struct qwatch_counters' kernel-counted fields.
+ */
+struct mib_sample {
+	__u64 syncookies[3];	/* SyncookiesSent, SyncookiesRecv, SyncookiesFailed */
+	__u64 listen[2];	/* ListenOverflows, ListenDrops */
+	__u64 req_queue_full[2];	/* TCPReqQFullDoCookies, TCPReqQFullDrop */
+	__u64 tfo_passive;	/* TCPFastOpenPassive */
+	__u64 passive_opens;	/* TcpPassiveOpens */
+};
+
+/* The UAPI numbering (include/uapi/linux/snmp.h) the ranges rely on. */
+_Static_assert(LINUX_MIB_SYNCOOKIESFAILED == LINUX_MIB_SYNCOOKIESSENT + 2, "snmp.h order");
+_Static_assert(LINUX_MIB_LISTENDROPS == LINUX_MIB_LISTENOVERFLOWS + 1, "snmp.h order");
+_Static_assert(LINUX_MIB_TCPREQQFULLDROP == LINUX_MIB_TCPREQQFULLDOCOOKIES + 1, "snmp.h order");
+
+/*
+ * One segment's handling for one listener on this CPU: the counters at
+ * entry. @depth: the handlers nest with the same listener (tcp_v6_conn_request
+ * calls tcp_v4_conn_request, which calls tcp_conn_request); only the
+ * outermost one opens and closes the window.
+ */
+struct mib_window {
+	const struct sock *listener;
+	struct mib_sample start;
+	__u64 opened_ns;
+	__u32 depth;
+	__u8 stage;	/* enum qwatch_stage: a SYN or a final ACK */
+	__u8 path;	/* enum qwatch_path of a child queued inside */
+	/*
+	 * The segment was queued (a request or a child) after all: a TFO
+	 * child that could not be created falls back to a request.
+	 */
+	__u8 queued;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SOFTIRQ_SLOTS);
+	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct pending_call);
-} softirq_pending SEC(".maps");
+	__type(value, struct mib_window);
+} mib_windows SEC(".maps");
+
+/* This CPU's __per_cpu_offset: BTF has no per-CPU tag on the MIB pointers. */
+extern const unsigned long this_cpu_off __ksym;
 
 static __always_inline struct pending_key pending_key(enum pending_hook hook)
 {
@@ -148,11 +214,6 @@ static __always_inline __u32 sk_netns(const struct sock *sk, bool direct)
 	if (direct)
 		return sk->__sk_common.skc_net.net->ns.inum;
 	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
-}
-
-static __always_inline bool accept_queue_full(const struct sock *sk)
-{
-	return BPF_CORE_READ(sk, sk_ack_backlog) > BPF_CORE_READ(sk, sk_max_ack_backlog);
 }
 
 /*
@@ -206,6 +267,7 @@ static __always_inline void read_queues(struct qwatch_event *e, const struct soc
 	const struct inet_connection_sock *icsk = (const void *)sk;
 
 	e->listener = (__u64)sk;
+	e->cookie = READ(direct, sk, __sk_common.skc_cookie.counter);
 	e->protocol = READ(direct, sk, sk_protocol);
 	e->netns = sk_netns(sk, direct);
 	e->syn_queue = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
@@ -216,24 +278,38 @@ static __always_inline void read_queues(struct qwatch_event *e, const struct soc
 	read_local(e, sk, direct);
 }
 
+/* Whether @sk is a listener qwatch reports on (a close: was one). */
+static __always_inline bool watched(const struct sock *sk, enum qwatch_event_type type, bool direct)
+{
+	if (!sk || !listener_selected(sk, type, direct))
+		return false;
+	/* Requests of a closed listener expire later: it is gone already. */
+	return type == QWATCH_CLOSE || READ(direct, sk, __sk_common.skc_state) == TCP_LISTEN;
+}
+
+/* What an event says beyond its type and listener. */
+struct transition {
+	enum qwatch_event_type type;
+	enum qwatch_stage stage;
+	enum qwatch_cause cause;
+	enum qwatch_path path;
+	__u64 latency_ns;
+};
+
 /*
  * Queues one event; returns false when the listener is not watched (so
  * nothing about it needs remembering), true otherwise, even if the event
  * was lost to a full ring buffer. @direct: @sk is a BTF pointer;
  * @peer_direct: so is @peer.
  */
-static __always_inline bool emit_timed(enum qwatch_event_type type, const struct sock *sk,
-				       const void *peer, enum qwatch_stage stage, __u64 latency_ns,
-				       bool direct, bool peer_direct)
+static __always_inline bool emit_transition(const struct transition *t, const struct sock *sk,
+					    const void *peer, bool direct, bool peer_direct)
 {
 	struct qwatch_event *e;
 	__u32 zero = 0;
 	__u64 *lost;
 
-	if (!sk || !listener_selected(sk, type, direct))
-		return false;
-	/* Requests of a closed listener expire later: it is gone already. */
-	if (type != QWATCH_CLOSE && READ(direct, sk, __sk_common.skc_state) != TCP_LISTEN)
+	if (!watched(sk, t->type, direct))
 		return false;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -244,10 +320,12 @@ static __always_inline bool emit_timed(enum qwatch_event_type type, const struct
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
-	e->type = type;
-	e->stage = stage;
-	e->latency_ns = latency_ns;
-	if (type == QWATCH_LISTEN || type == QWATCH_ACCEPT)
+	e->type = t->type;
+	e->stage = t->stage;
+	e->cause = t->cause;
+	e->path = t->path;
+	e->latency_ns = t->latency_ns;
+	if (t->type == QWATCH_LISTEN || t->type == QWATCH_ACCEPT)
 		e->pid = bpf_get_current_pid_tgid() >> 32;
 	read_queues(e, sk, direct);
 	read_peer(e, peer, peer_direct);
@@ -256,10 +334,186 @@ static __always_inline bool emit_timed(enum qwatch_event_type type, const struct
 	return true;
 }
 
-static __always_inline bool emit(enum qwatch_event_type type, const struct sock *sk,
-				 const void *peer, enum qwatch_stage stage)
+static __always_inline bool emit_timed(enum qwatch_event_type type, const struct sock *sk,
+				       const void *peer, __u64 latency_ns, bool direct,
+				       bool peer_direct)
 {
-	return emit_timed(type, sk, peer, stage, 0, false, false);
+	struct transition t = { .type = type, .latency_ns = latency_ns };
+
+	return emit_transition(&t, sk, peer, direct, peer_direct);
+}
+
+static __always_inline bool emit(enum qwatch_event_type type, const struct sock *sk,
+				 const void *peer)
+{
+	return emit_timed(type, sk, peer, 0, false, false);
+}
+
+/* @sk's counters, created zero on its first count; NULL if no room. */
+static __always_inline struct qwatch_counters *counters_of(const struct sock *sk)
+{
+	struct qwatch_counters *counters, zero = {};
+	__u64 key = (__u64)sk;
+	__u32 slot = 0;
+	__u64 *missed;
+
+	counters = bpf_map_lookup_elem(&listener_counters, &key);
+	if (counters)
+		return counters;
+	/* Another CPU may create it first: then this one's insert fails. */
+	if (!bpf_map_update_elem(&listener_counters, &key, &zero, BPF_NOEXIST) &&
+	    BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN) {
+		/*
+		 * It stopped listening since the caller looked, and its entry
+		 * may be gone already: one made now would outlive it and be
+		 * inherited by the next listener at this address.
+		 */
+		bpf_map_delete_elem(&listener_counters, &key);
+		return NULL;
+	}
+	counters = bpf_map_lookup_elem(&listener_counters, &key);
+	if (!counters) {
+		missed = bpf_map_lookup_elem(&uncounted, &slot);
+		if (missed)
+			(*missed)++;
+	}
+	return counters;
+}
+
+#define COUNT(sk, field, n)							\
+	do {									\
+		struct qwatch_counters *__c = counters_of(sk);			\
+										\
+		if (__c)							\
+			__sync_fetch_and_add(&__c->field, (n));			\
+	} while (0)
+
+/* One more of @field for @sk, if it is a watched listener. */
+#define COUNT_ONE(sk, field, direct)						\
+	do {									\
+		if (watched(sk, QWATCH_SNAPSHOT, direct))			\
+			COUNT(sk, field, 1);					\
+	} while (0)
+
+static __always_inline void read_mib(const struct sock *sk, struct mib_sample *s)
+{
+	const unsigned long *cpu_offset = bpf_this_cpu_ptr(&this_cpu_off);
+	const struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	const __u64 *linux_mib, *tcp_mib;
+
+	linux_mib = (const void *)BPF_CORE_READ(net, mib.net_statistics) + *cpu_offset;
+	tcp_mib = (const void *)BPF_CORE_READ(net, mib.tcp_statistics) + *cpu_offset;
+	bpf_probe_read_kernel(s->syncookies, sizeof(s->syncookies),
+			      linux_mib + LINUX_MIB_SYNCOOKIESSENT);
+	bpf_probe_read_kernel(s->listen, sizeof(s->listen), linux_mib + LINUX_MIB_LISTENOVERFLOWS);
+	bpf_probe_read_kernel(s->req_queue_full, sizeof(s->req_queue_full),
+			      linux_mib + LINUX_MIB_TCPREQQFULLDOCOOKIES);
+	bpf_probe_read_kernel(&s->tfo_passive, sizeof(s->tfo_passive),
+			      linux_mib + LINUX_MIB_TCPFASTOPENPASSIVE);
+	bpf_probe_read_kernel(&s->passive_opens, sizeof(s->passive_opens),
+			      tcp_mib + TCP_MIB_PASSIVEOPENS);
+}
+
+static __always_inline struct mib_window *this_cpu_window(void)
+{
+	__u32 slot = 0;
+
+	return bpf_map_lookup_elem(&mib_windows, &slot);
+}
+
+/*
+ * A handler of one segment for listener @sk starts. @path: what a child
+ * queued before it returns is (a TFO child at a SYN, a syncookie child).
+ */
+static __always_inline void window_open(const struct sock *sk, enum qwatch_stage stage,
+					enum qwatch_path path)
+{
+	struct mib_window *w = this_cpu_window();
+	__u64 now;
+
+	if (!w)
+		return;
+	now = bpf_ktime_get_ns();
+	if (w->depth && w->listener == sk && now - w->opened_ns < WINDOW_MAX_NS) {
+		w->depth++;
+		return;
+	}
+	/*
+	 * Another listener's window still open, or one open too long for a
+	 * segment's handler: its return went unseen.
+	 */
+	w->depth = 0;
+	if (!watched(sk, QWATCH_SNAPSHOT, false))
+		return;
+	read_mib(sk, &w->start);
+	w->opened_ns = now;
+	w->listener = sk;
+	w->stage = stage;
+	w->path = path;
+	w->queued = 0;
+	w->depth = 1;
+}
+
+/*
+ * The handler returns: what the kernel counted meanwhile on this CPU was
+ * counted for this listener. @sk: the listener it was called for, or NULL
+ * from a kretprobe, which does not have it (then the open window's).
+ */
+static __always_inline void window_close(const struct sock *sk)
+{
+	struct mib_window *w = this_cpu_window();
+	struct transition drop = {};
+	struct qwatch_counters *c;
+	struct mib_sample now;
+	__u64 overflows, drops, full_drops;
+
+	if (!w || !w->depth || (sk && w->listener != sk))
+		return;
+	if (--w->depth)
+		return;
+	sk = w->listener;
+	read_mib(sk, &now);
+	/* Stopped listening meanwhile: its counters are gone with it. */
+	if (!watched(sk, QWATCH_SNAPSHOT, false))
+		return;
+	overflows = now.listen[0] - w->start.listen[0];
+	drops = now.listen[1] - w->start.listen[1];
+	full_drops = now.req_queue_full[1] - w->start.req_queue_full[1];
+	c = counters_of(sk);
+	if (c) {
+#define ADD_DELTA(field, value)							\
+		do {								\
+			__u64 __d = (value);					\
+										\
+			if (__d)						\
+				__sync_fetch_and_add(&c->field, __d);		\
+		} while (0)
+		ADD_DELTA(syncookies_sent, now.syncookies[0] - w->start.syncookies[0]);
+		ADD_DELTA(syncookies_recv, now.syncookies[1] - w->start.syncookies[1]);
+		ADD_DELTA(syncookies_failed, now.syncookies[2] - w->start.syncookies[2]);
+		ADD_DELTA(listen_overflows, overflows);
+		ADD_DELTA(listen_drops, drops);
+		ADD_DELTA(syn_queue_full_cookies,
+			  now.req_queue_full[0] - w->start.req_queue_full[0]);
+		ADD_DELTA(syn_queue_full_drops, full_drops);
+		ADD_DELTA(tfo_children, now.tfo_passive - w->start.tfo_passive);
+		ADD_DELTA(handshakes, now.passive_opens - w->start.passive_opens);
+#undef ADD_DELTA
+	}
+	/* The segment was dropped: tell why, in the kernel's terms. */
+	if ((!drops && !overflows) || w->queued)
+		return;
+	drop.stage = w->stage;
+	drop.type = w->stage == QWATCH_STAGE_SYN ? QWATCH_SYN_DROP : QWATCH_ACK_DROP;
+	if (overflows) {
+		drop.type = QWATCH_OVERFLOW;
+		drop.cause = QWATCH_CAUSE_LISTEN_OVERFLOW;
+	} else if (full_drops) {
+		drop.cause = QWATCH_CAUSE_SYN_QUEUE_FULL;
+	} else {
+		drop.cause = QWATCH_CAUSE_LISTEN_DROP;
+	}
+	emit_transition(&drop, sk, NULL, false, false);
 }
 
 /* How long ago @key entered the queue @map times; forgets it. 0: unknown. */
@@ -298,37 +552,7 @@ static __always_inline void remember(enum pending_hook hook, struct sock *listen
 		.from_timer = from_timer,
 	};
 
-	if (listener) {
-		call.drops = BPF_CORE_READ(listener, sk_drops.counter);
-		call.accept_full = accept_queue_full(listener);
-	}
 	bpf_map_update_elem(&pending, &key, &call, BPF_ANY);
-}
-
-static __always_inline void remember_softirq(enum softirq_slot slot, struct sock *listener,
-					     struct request_sock *req)
-{
-	__u32 key = slot;
-	struct pending_call *call = bpf_map_lookup_elem(&softirq_pending, &key);
-
-	if (!call)
-		return;
-	call->listener = listener;
-	call->req = req;
-	call->drops = BPF_CORE_READ(listener, sk_drops.counter);
-	call->accept_full = accept_queue_full(listener);
-}
-
-static __always_inline bool recall_softirq(enum softirq_slot slot, struct pending_call *call)
-{
-	__u32 key = slot;
-	struct pending_call *found = bpf_map_lookup_elem(&softirq_pending, &key);
-
-	if (!found || !found->listener)
-		return false;
-	*call = *found;
-	found->listener = NULL;
-	return true;
 }
 
 /* Returns the entry's state by value and forgets it. */
@@ -350,7 +574,15 @@ static __always_inline void on_listen_return(int err)
 	struct pending_call call;
 
 	if (recall(HOOK_LISTEN, &call) && !err)
-		emit(QWATCH_LISTEN, call.listener, NULL, QWATCH_STAGE_NONE);
+		emit(QWATCH_LISTEN, call.listener, NULL);
+}
+
+static __always_inline void on_listen_stop(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+
+	emit(QWATCH_CLOSE, sk, NULL);
+	bpf_map_delete_elem(&listener_counters, &key);
 }
 
 /*
@@ -361,9 +593,13 @@ static __always_inline void on_listen_return(int err)
 static __always_inline void on_hash_add_done(struct sock *sk, struct request_sock *req, long ret,
 					     bool direct)
 {
+	struct mib_window *w = this_cpu_window();
+
 	if (hash_add_returns_bool && !(ret & 0xff))
 		return;	/* a duplicate request was already hashed */
-	if (emit_timed(QWATCH_SYN_RECV, sk, req, QWATCH_STAGE_NONE, 0, direct, direct))
+	if (w && w->depth && w->listener == sk)
+		w->queued = 1;
+	if (emit_timed(QWATCH_SYN_RECV, sk, req, 0, direct, direct))
 		queued_now(&request_queued, req);
 }
 
@@ -372,9 +608,36 @@ static __always_inline void on_hashdance_done(struct sock *sk, struct request_so
 {
 	if (!child)
 		return;
-	if (emit_timed(QWATCH_ACK_COMPLETE, sk, child, QWATCH_STAGE_NONE,
-		       time_in_queue(&request_queued, req), direct, direct))
-		queued_now(&child_queued, child);
+	if (!emit_timed(QWATCH_ACK_COMPLETE, sk, child, time_in_queue(&request_queued, req),
+			direct, direct))
+		return;
+	queued_now(&child_queued, child);
+	COUNT(sk, children_queued, 1);
+	/* TCP's are counted where the kernel counts them (TcpPassiveOpens). */
+	if (READ(direct, sk, sk_protocol) == QWATCH_IPPROTO_HSP)
+		COUNT(sk, handshakes, 1);
+}
+
+/*
+ * inet_csk_reqsk_queue_add() queued @child outside the hashdance: for a
+ * syncookie ACK or a TFO SYN. Its listener is the open window's (@sk, the
+ * listener it was called for, is NULL from a kretprobe); calls inside the
+ * hashdance (where a build did not inline it) are the hashdance's.
+ */
+static __always_inline void on_queue_add_done(const struct sock *sk, struct sock *child)
+{
+	struct mib_window *w = this_cpu_window();
+	struct transition t = { .type = QWATCH_ACK_COMPLETE };
+
+	if (!child || !w || !w->depth || w->path == QWATCH_PATH_HANDSHAKE ||
+	    (sk && sk != w->listener))
+		return;
+	w->queued = 1;
+	t.path = w->path;
+	if (!emit_transition(&t, w->listener, child, false, false))
+		return;
+	queued_now(&child_queued, child);
+	COUNT(w->listener, children_queued, 1);
 }
 
 static __always_inline void on_req_drop_done(struct sock *sk, struct request_sock *req,
@@ -383,15 +646,40 @@ static __always_inline void on_req_drop_done(struct sock *sk, struct request_soc
 	if (!(unlinked & 0xff))
 		return;
 	time_in_queue(&request_queued, req);
-	emit(from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, sk, req, QWATCH_STAGE_NONE);
+	if (!emit(from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, sk, req))
+		return;
+	if (from_timer)
+		COUNT(sk, expired_requests, 1);
 }
 
 /* @child is a plain number in both attach modes (see inet_csk_accept_exit). */
 static __always_inline void on_accept_done(struct sock *sk, struct sock *child, bool direct)
 {
-	if (child)
-		emit_timed(QWATCH_ACCEPT, sk, child, QWATCH_STAGE_NONE,
-			   time_in_queue(&child_queued, child), direct, false);
+	if (child && emit_timed(QWATCH_ACCEPT, sk, child, time_in_queue(&child_queued, child),
+				direct, false))
+		COUNT(sk, accepts, 1);
+}
+
+static __always_inline void on_synack_retransmit(const struct sock *sk, const struct request_sock *req)
+{
+	if (emit(QWATCH_SYNACK_RETRANSMIT, sk, req))
+		COUNT(sk, synack_retransmits, 1);
+}
+
+/*
+ * An ICMP error for a request sock: the one ListenDrops that is counted
+ * outside a segment's handler, exactly when tcp_req_err() counts it.
+ */
+static __always_inline void on_req_err(const struct sock *req_sk, __u32 seq, bool abort)
+{
+	const struct tcp_request_sock *treq = (const void *)req_sk;
+	const struct request_sock *req = (const void *)req_sk;
+	const struct sock *listener;
+
+	if (!abort || seq != BPF_CORE_READ(treq, snt_isn))
+		return;
+	listener = BPF_CORE_READ(req, __req_common.skc_listener);
+	COUNT_ONE(listener, listen_drops, false);
 }
 
 SEC("kprobe/inet_listen")
@@ -426,7 +714,7 @@ int BPF_KRETPROBE(hsp_listen_return, int err)
 SEC("kprobe/inet_csk_listen_stop")
 int BPF_KPROBE(inet_csk_listen_stop_entry, struct sock *sk)
 {
-	emit(QWATCH_CLOSE, sk, NULL, QWATCH_STAGE_NONE);
+	on_listen_stop(sk);
 	return 0;
 }
 
@@ -447,94 +735,67 @@ int BPF_KRETPROBE(hash_add_return, long ret)
 	return 0;
 }
 
-static __always_inline void classify_drop(const struct pending_call *call, enum qwatch_stage stage,
-					  enum qwatch_event_type other_drop)
-{
-	const struct sock *sk = call->listener;
-
-	if ((__u32)BPF_CORE_READ(sk, sk_drops.counter) == call->drops)
-		return;
-	/*
-	 * Full at entry, or filled meanwhile by a handshake completing on
-	 * another CPU: either way the kernel counted a ListenOverflow.
-	 */
-	if (call->accept_full || accept_queue_full(sk))
-		emit(QWATCH_OVERFLOW, call->listener, NULL, stage);
-	else
-		emit(other_drop, call->listener, NULL, stage);
-}
-
-/* A SYN at a listener: whatever its handler drops shows in sk_drops. */
-static __always_inline void on_conn_request_return(void)
-{
-	struct pending_call call;
-
-	if (recall_softirq(SLOT_CONN_REQUEST, &call))
-		classify_drop(&call, QWATCH_STAGE_SYN, QWATCH_SYN_DROP);
-}
-
-/* A final ACK for a request sock: no child means it was dropped. */
-static __always_inline void on_check_req_return(const struct sock *child)
-{
-	struct pending_call call;
-
-	if (recall_softirq(SLOT_CHECK_REQ, &call) && !child)
-		classify_drop(&call, QWATCH_STAGE_ACK, QWATCH_ACK_DROP);
-}
-
+/*
+ * The segment handlers the counters' windows are opened around. SYNs:
+ * the address families' conn_request and MPTCP's (non-unicast drops are
+ * theirs), and tcp_conn_request; final ACKs: tcp_check_req; syncookie
+ * ACKs: cookie_v4/v6_check. tcp_check_req() also runs for a TFO child,
+ * which is not listening: no window opens for it.
+ */
 SEC("kprobe/tcp_conn_request")
 int BPF_KPROBE(tcp_conn_request_entry, void *rsk_ops, void *af_ops, struct sock *sk)
 {
-	remember_softirq(SLOT_CONN_REQUEST, sk, NULL);
+	window_open(sk, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN);
 	return 0;
 }
 
 SEC("kretprobe/tcp_conn_request")
 int BPF_KRETPROBE(tcp_conn_request_return)
 {
-	on_conn_request_return();
+	window_close(NULL);
 	return 0;
 }
 
-SEC("kprobe/hsp_conn_request")
-int BPF_KPROBE(hsp_conn_request_entry, struct sock *sk)
+/*
+ * The others take the listener first. A kretprobe does not have it: it
+ * closes the window open on this CPU.
+ */
+#define WINDOW_KPROBES(function, stage, path)					\
+	SEC("kprobe/" #function)						\
+	int BPF_KPROBE(function##_entry, struct sock *sk)			\
+	{									\
+		window_open(sk, stage, path);					\
+		return 0;							\
+	}									\
+										\
+	SEC("kretprobe/" #function)						\
+	int BPF_KRETPROBE(function##_return)					\
+	{									\
+		window_close(NULL);						\
+		return 0;							\
+	}
+
+WINDOW_KPROBES(tcp_v4_conn_request, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN)
+WINDOW_KPROBES(tcp_v6_conn_request, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN)
+WINDOW_KPROBES(hsp_conn_request, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN)
+WINDOW_KPROBES(subflow_v4_conn_request, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN)
+WINDOW_KPROBES(subflow_v6_conn_request, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN)
+WINDOW_KPROBES(tcp_check_req, QWATCH_STAGE_ACK, QWATCH_PATH_HANDSHAKE)
+WINDOW_KPROBES(hsp_check_req, QWATCH_STAGE_ACK, QWATCH_PATH_HANDSHAKE)
+WINDOW_KPROBES(cookie_v4_check, QWATCH_STAGE_ACK, QWATCH_PATH_SYNCOOKIE)
+WINDOW_KPROBES(cookie_v6_check, QWATCH_STAGE_ACK, QWATCH_PATH_SYNCOOKIE)
+
+SEC("kretprobe/inet_csk_reqsk_queue_add")
+int BPF_KRETPROBE(queue_add_return, struct sock *child)
 {
-	remember_softirq(SLOT_CONN_REQUEST, sk, NULL);
+	on_queue_add_done(NULL, child);
 	return 0;
 }
 
-SEC("kretprobe/hsp_conn_request")
-int BPF_KRETPROBE(hsp_conn_request_return)
+SEC("kprobe/tcp_req_err")
+int BPF_KPROBE(tcp_req_err_entry, struct sock *req_sk, __u32 seq, bool abort)
 {
-	on_conn_request_return();
-	return 0;
-}
-
-SEC("kprobe/tcp_check_req")
-int BPF_KPROBE(tcp_check_req_entry, struct sock *sk, struct sk_buff *skb, struct request_sock *req)
-{
-	remember_softirq(SLOT_CHECK_REQ, sk, req);
-	return 0;
-}
-
-SEC("kretprobe/tcp_check_req")
-int BPF_KRETPROBE(tcp_check_req_return, struct sock *child)
-{
-	on_check_req_return(child);
-	return 0;
-}
-
-SEC("kprobe/hsp_check_req")
-int BPF_KPROBE(hsp_check_req_entry, struct sock *sk, struct sk_buff *skb, struct request_sock *req)
-{
-	remember_softirq(SLOT_CHECK_REQ, sk, req);
-	return 0;
-}
-
-SEC("kretprobe/hsp_check_req")
-int BPF_KRETPROBE(hsp_check_req_return, struct sock *child)
-{
-	on_check_req_return(child);
+	on_req_err(req_sk, seq, abort);
 	return 0;
 }
 
@@ -583,7 +844,7 @@ int BPF_KRETPROBE(req_drop_return, long unlinked)
 SEC("tp_btf/tcp_retransmit_synack")
 int BPF_PROG(tcp_retransmit_synack, const struct sock *sk, const struct request_sock *req)
 {
-	emit(QWATCH_SYNACK_RETRANSMIT, sk, req, QWATCH_STAGE_NONE);
+	on_synack_retransmit(sk, req);
 	return 0;
 }
 
@@ -591,7 +852,7 @@ int BPF_PROG(tcp_retransmit_synack, const struct sock *sk, const struct request_
 SEC("kprobe/hsp_rtx_synack")
 int BPF_KPROBE(hsp_rtx_synack_entry, const struct sock *sk, const struct request_sock *req)
 {
-	emit(QWATCH_SYNACK_RETRANSMIT, sk, req, QWATCH_STAGE_NONE);
+	on_synack_retransmit(sk, req);
 	return 0;
 }
 
@@ -636,14 +897,14 @@ SEC("fexit/inet_listen")
 int BPF_PROG(inet_listen_exit, struct socket *sock, int backlog, int err)
 {
 	if (!err)
-		emit(QWATCH_LISTEN, BPF_CORE_READ(sock, sk), NULL, QWATCH_STAGE_NONE);
+		emit(QWATCH_LISTEN, BPF_CORE_READ(sock, sk), NULL);
 	return 0;
 }
 
 SEC("fentry/inet_csk_listen_stop")
 int BPF_PROG(inet_csk_listen_stop_fentry, struct sock *sk)
 {
-	emit(QWATCH_CLOSE, sk, NULL, QWATCH_STAGE_NONE);
+	on_listen_stop(sk);
 	return 0;
 }
 
@@ -658,35 +919,52 @@ int BPF_PROG(hash_add_exit, struct sock *sk, struct request_sock *req, unsigned 
 SEC("fentry/tcp_conn_request")
 int BPF_PROG(tcp_conn_request_fentry, void *rsk_ops, void *af_ops, struct sock *sk)
 {
-	remember_softirq(SLOT_CONN_REQUEST, sk, NULL);
+	window_open(sk, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN);
 	return 0;
 }
 
 SEC("fexit/tcp_conn_request")
-int BPF_PROG(tcp_conn_request_exit)
+int BPF_PROG(tcp_conn_request_exit, void *rsk_ops, void *af_ops, struct sock *sk)
 {
-	on_conn_request_return();
+	window_close(sk);
 	return 0;
 }
 
-SEC("fentry/tcp_check_req")
-int BPF_PROG(tcp_check_req_fentry, struct sock *sk, struct sk_buff *skb, struct request_sock *req)
+#define WINDOW_TRAMPOLINES(function, stage, path)				\
+	SEC("fentry/" #function)						\
+	int BPF_PROG(function##_fentry, struct sock *sk)			\
+	{									\
+		window_open(sk, stage, path);					\
+		return 0;							\
+	}									\
+										\
+	SEC("fexit/" #function)							\
+	int BPF_PROG(function##_exit, struct sock *sk)				\
+	{									\
+		window_close(sk);						\
+		return 0;							\
+	}
+
+WINDOW_TRAMPOLINES(tcp_v4_conn_request, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN)
+WINDOW_TRAMPOLINES(tcp_v6_conn_request, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN)
+WINDOW_TRAMPOLINES(subflow_v4_conn_request, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN)
+WINDOW_TRAMPOLINES(subflow_v6_conn_request, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN)
+WINDOW_TRAMPOLINES(tcp_check_req, QWATCH_STAGE_ACK, QWATCH_PATH_HANDSHAKE)
+WINDOW_TRAMPOLINES(cookie_v4_check, QWATCH_STAGE_ACK, QWATCH_PATH_SYNCOOKIE)
+WINDOW_TRAMPOLINES(cookie_v6_check, QWATCH_STAGE_ACK, QWATCH_PATH_SYNCOOKIE)
+
+SEC("fexit/inet_csk_reqsk_queue_add")
+int BPF_PROG(queue_add_exit, struct sock *sk, struct request_sock *req, struct sock *child,
+	     struct sock *ret)
 {
-	remember_softirq(SLOT_CHECK_REQ, sk, req);
+	on_queue_add_done(sk, ret);
 	return 0;
 }
 
-/*
- * The return value's slot follows the arguments, whose number changes
- * (6.15 adds drop_reason): bpf_get_func_ret() finds it on every kernel.
- */
-SEC("fexit/tcp_check_req")
-int BPF_PROG(tcp_check_req_exit)
+SEC("fentry/tcp_req_err")
+int BPF_PROG(tcp_req_err_fentry, struct sock *req_sk, __u32 seq, bool abort)
 {
-	__u64 child = 0;
-
-	bpf_get_func_ret(ctx, &child);
-	on_check_req_return((struct sock *)child);
+	on_req_err(req_sk, seq, abort);
 	return 0;
 }
 
@@ -740,7 +1018,7 @@ int dump_listeners(struct bpf_iter__task_file *ctx)
 	sock = bpf_sock_from_file(file);
 	if (!sock)
 		return 0;
-	sk = BPF_CORE_READ(sock, sk);
+	sk = sock->sk;
 	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN ||
 	    !listener_selected(sk, QWATCH_SNAPSHOT, false))
 		return 0;
@@ -751,6 +1029,8 @@ int dump_listeners(struct bpf_iter__task_file *ctx)
 	e.type = QWATCH_SNAPSHOT;
 	e.pid = BPF_CORE_READ(task, tgid);
 	read_queues(&e, sk, false);
+	/* Gives the socket its cookie if nothing has yet: events carry it after. */
+	e.cookie = bpf_get_socket_cookie(sk);
 	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
 	return 0;
 }

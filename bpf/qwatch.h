@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * The ABI between bpf/qwatch.bpf.c and the reader in user/: the one record
- * type that travels through the ring buffer and out of the listener
- * iterator. Fixed-width fields only, largest first, no implicit padding.
+ * The ABI between bpf/qwatch.bpf.c and the reader in user/: the record
+ * that travels through the ring buffer and out of the listener iterator,
+ * and the per-listener counters map's value. Fixed-width fields only, largest first, no implicit padding.
  */
 #ifndef __QWATCH_H
 #define __QWATCH_H
@@ -38,6 +38,43 @@ enum qwatch_stage {
 	QWATCH_STAGE_ACK,
 };
 
+/* Why a SYN or final ACK was dropped: the kernel counter that says so. */
+enum qwatch_cause {
+	QWATCH_CAUSE_NONE = 0,
+	QWATCH_CAUSE_LISTEN_OVERFLOW,	/* ListenOverflows: accept queue full */
+	QWATCH_CAUSE_SYN_QUEUE_FULL,	/* TCPReqQFullDrop: SYN queue full, no cookies */
+	QWATCH_CAUSE_LISTEN_DROP,	/* ListenDrops only: any other reason */
+};
+
+/* How a child entered the accept queue (ack_complete). */
+enum qwatch_path {
+	QWATCH_PATH_HANDSHAKE = 0,	/* final ACK for a request sock */
+	QWATCH_PATH_SYNCOOKIE,		/* ACK carrying a valid syncookie */
+	QWATCH_PATH_FASTOPEN,		/* TFO SYN: the child exists at SYN time */
+};
+
+/*
+ * What the kernel counted for one listener while qwatch was attached, each
+ * by the kernel's own cause and exactly as the namespace-wide counter
+ * (nstat name) counts it: the value of the listener_counters map, keyed by
+ * the listener's struct sock address, so no lost event under-counts it.
+ */
+struct qwatch_counters {
+	__u64 handshakes;		/* children created: TcpPassiveOpens */
+	__u64 accepts;			/* children accept() took */
+	__u64 synack_retransmits;
+	__u64 expired_requests;		/* requests given up after their retries */
+	__u64 listen_overflows;		/* TcpExtListenOverflows */
+	__u64 listen_drops;		/* TcpExtListenDrops */
+	__u64 syn_queue_full_drops;	/* TcpExtTCPReqQFullDrop */
+	__u64 syn_queue_full_cookies;	/* TcpExtTCPReqQFullDoCookies */
+	__u64 syncookies_sent;		/* TcpExtSyncookiesSent */
+	__u64 syncookies_recv;		/* TcpExtSyncookiesRecv */
+	__u64 syncookies_failed;	/* TcpExtSyncookiesFailed */
+	__u64 tfo_children;		/* TcpExtTCPFastOpenPassive */
+	__u64 children_queued;		/* children that entered the accept queue */
+};
+
 /*
  * One transition of one listener. Queue values are absolute, read from the
  * listener right after the transition, so a lost event never makes the
@@ -52,6 +89,12 @@ struct qwatch_event {
 	 * 0 where qwatch did not see the start.
 	 */
 	__u64 latency_ns;
+	/*
+	 * The listener's socket cookie (SO_COOKIE, ss -e "sk:"): stable for
+	 * its life and never reused. Snapshots always have it; events where
+	 * something (a snapshot, ss) gave the socket one; 0 otherwise.
+	 */
+	__u64 cookie;
 	__u8 laddr[16];		/* IPv4 in the first 4 bytes, network order */
 	__u8 raddr[16];		/* peer, all zero when there is none */
 	__u32 netns;		/* inode number of the listener's netns */
@@ -68,13 +111,21 @@ struct qwatch_event {
 	__u8 type;		/* enum qwatch_event_type */
 	__u8 protocol;		/* IPPROTO_TCP or QWATCH_IPPROTO_HSP */
 	__u8 stage;		/* enum qwatch_stage */
-	__u8 reserved[3];
+	__u8 cause;		/* enum qwatch_cause: drops */
+	__u8 path;		/* enum qwatch_path: ack_complete */
+	__u8 reserved[1];
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(struct qwatch_event) == 96, "qwatch_event layout");
+static_assert(sizeof(struct qwatch_event) == 104, "qwatch_event layout");
 #else
-_Static_assert(sizeof(struct qwatch_event) == 96, "qwatch_event layout");
+_Static_assert(sizeof(struct qwatch_event) == 104, "qwatch_event layout");
+#endif
+
+#ifdef __cplusplus
+static_assert(sizeof(struct qwatch_counters) == 104, "qwatch_counters layout");
+#else
+_Static_assert(sizeof(struct qwatch_counters) == 104, "qwatch_counters layout");
 #endif
 
 #endif /* __QWATCH_H */

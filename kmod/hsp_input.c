@@ -23,18 +23,16 @@
 
 #include "hsp.h"
 
-static bool hsp_syn_queue_overloaded(const struct sock *sk)
+/*
+ * Without syncookies TCP keeps the last quarter of tcp_max_syn_backlog for
+ * peers it has seen before; HSP has no such peers, so that quarter is never
+ * used, exactly as for a new TCP peer.
+ */
+static bool hsp_syn_queue_reserved(const struct sock *sk)
 {
 	const struct net *net = sock_net(sk);
 	int max_syn_backlog;
 
-	if (inet_csk_reqsk_queue_is_full(sk))
-		return true;
-	/*
-	 * Without syncookies TCP keeps the last quarter of
-	 * tcp_max_syn_backlog for peers it has seen before; HSP has no such
-	 * peers, so that quarter is never used, exactly as for a new TCP peer.
-	 */
 	if (READ_ONCE(net->ipv4.sysctl_tcp_syncookies))
 		return false;
 	max_syn_backlog = READ_ONCE(net->ipv4.sysctl_max_syn_backlog);
@@ -102,8 +100,9 @@ static void hsp_openreq_init(struct request_sock *req, const struct sock *sk,
  * @sk: the listener
  * @skb: the SYN, its header validated
  *
- * Probed by qwatch: its drops show as the listener's sk_drops growing
- * during the call.
+ * Probed by qwatch: the drops it counts in this CPU's share of the
+ * namespace's ListenOverflows, ListenDrops and TCPReqQFullDrop during the
+ * call are this listener's.
  *
  * Return: 0; the caller frees @skb.
  */
@@ -116,14 +115,25 @@ int hsp_conn_request(struct sock *sk, struct sk_buff *skb)
 	/* As TCP: never a connection to a broadcast or multicast address. */
 	if (skb_rtable(skb)->rt_flags & (RTCF_BROADCAST | RTCF_MULTICAST))
 		goto drop;
-	if (hsp_syn_queue_overloaded(sk)) {
+	if (inet_csk_reqsk_queue_is_full(sk)) {
+		/*
+		 * Counted as tcp_syn_flood_action() counts it without
+		 * syncookies, which HSP does not have: per-listener tools
+		 * (qwatch) attribute TCPReqQFullDrop the same way for both.
+		 */
 		hsp_warn_syn_flood(sk);
+		__NET_INC_STATS(net, LINUX_MIB_TCPREQQFULLDROP);
 		hsp_inc_stats(net, HSP_MIB_SYN_QUEUE_DROPS);
 		goto drop;
 	}
 	if (sk_acceptq_is_full(sk)) {
 		__NET_INC_STATS(net, LINUX_MIB_LISTENOVERFLOWS);
 		hsp_inc_stats(net, HSP_MIB_LISTEN_OVERFLOWS);
+		goto drop;
+	}
+	/* After the accept queue, as TCP: a full one is counted as overflow. */
+	if (hsp_syn_queue_reserved(sk)) {
+		hsp_inc_stats(net, HSP_MIB_SYN_QUEUE_DROPS);
 		goto drop;
 	}
 

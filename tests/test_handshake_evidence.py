@@ -14,7 +14,8 @@ from lib import REPO
 from lib.cmd import run, wait_until
 from lib.kernel import ss_listener
 from lib.netns import AcceptThread, socket_in
-from lib.qwatch import QwatchStream
+from lib.qwatch import QwatchStream, free_port, metric_value, scrape
+from lib.tcp import fastopen_connect
 
 EVIDENCE = os.path.join(REPO, "Documentation", "evidence")
 SHOWN = ("syn_recv", "ack_complete", "accept")
@@ -143,3 +144,100 @@ def test_accept_sleeps_until_one_handshake_completes(netns_pair, one_cpu):
         lines.append(f"# accept() returned {accepter.peer[0]}:{accepter.peer[1]}; "
                      f"ss -tn state syn-recv: peers {' '.join(map(str, left))}")
     write_evidence("accept-sleeps-on-the-accept-queue.txt", lines)
+
+
+def test_a_syncookie_connection_skips_the_syn_queue(netns_pair, one_cpu):
+    """tcp_syncookies=2 answers every SYN with a cookie, isolating the path
+    a flood takes with the default (1) once the SYN queue is full
+    (test_qwatch_counters.py runs that)."""
+    server, port, sport = netns_pair.server, 8082, 40021
+    run(["sysctl", "-qw", "net.ipv4.tcp_syncookies=2"], ns=server)
+    listener = socket_in(server, socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((netns_pair.server_addr, port))
+    listener.listen(8)
+    metrics_port = free_port()
+    with QwatchStream("--netns", server.name, "--port", str(port),
+                      "--metrics", f"127.0.0.1:{metrics_port}") as qwatch:
+        clients = HeldClients(netns_pair, port, [sport])
+        try:
+            wait_until(lambda: metric_value(scrape(metrics_port), "qwatch_syncookies_sent_total",
+                                            lport=port) == 1, what="one cookie sent")
+            [client] = clients.sockets
+            wait_until(lambda: connect_done(client), what="the client connected")
+            assert syn_recv_ports(server, port) == [] and ss_listener(server, port)[0] == 0
+            assert not qwatch.select(lport=port, event="syn_recv")
+            lines = [f"# tcp_syncookies=2: every SYN is answered with a cookie; the final ACK "
+                     f"from port {sport} is held",
+                     "# the client is connected; the server has no request sock: "
+                     "ss -tn state syn-recv: none, accept queue 0, no syn_recv event, "
+                     "qwatch syncookies_sent 1"]
+            clients.let_through(sport)
+            client.send(b"x")
+            lines.append("# the client sends data: the segment carries the ACK, let through")
+            completed = qwatch.wait_for(lambda q: q.latest(event="ack_complete", lport=port),
+                                        what="the cookie's ack_complete")
+            assert (completed["rport"], completed["path"]) == (sport, "syncookie")
+            assert (completed["syn_queue"], completed["accept_queue"]) == (0, 1)
+            wait_until(lambda: ss_listener(server, port)[0] == 1, what="one child per ss")
+            text = scrape(metrics_port)
+            recv = metric_value(text, "qwatch_syncookies_recv_total", lport=port)
+            assert recv == 1
+            lines.append(line(completed) + f"  path {completed['path']}")
+            lines.append("# the child went straight to the accept queue; qwatch "
+                         f"syncookies_recv {int(recv)}")
+        finally:
+            clients.close()
+            listener.close()
+    write_evidence("syncookie-skips-the-syn-queue.txt", lines)
+
+
+def test_a_fastopen_child_is_queued_at_syn_time(netns_pair, one_cpu):
+    """Server TFO is off by default (tcp_fastopen=1: clients only)."""
+    server, port, sport = netns_pair.server, 8083, 40031
+    run(["sysctl", "-qw", "net.ipv4.tcp_fastopen=3"], ns=server)
+    listener = socket_in(server, socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((netns_pair.server_addr, port))
+    listener.listen(8)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 8)
+    listener.settimeout(10)
+    with QwatchStream("--netns", server.name, "--port", str(port)) as qwatch:
+        # A first connection fetches the client's TFO cookie.
+        with socket_in(netns_pair.client, socket.AF_INET, socket.SOCK_STREAM) as first:
+            fastopen_connect(first, (netns_pair.server_addr, port), b"cookie?")
+            listener.accept()[0].close()
+        run(["nft", "-f", "-"], ns=netns_pair.client, input=f"""table inet qwevidence {{
+            chain output {{ type filter hook output priority 0;
+                tcp sport {sport} tcp flags & (syn | ack) == ack drop; }}; }}""")
+        client = socket_in(netns_pair.client, socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            client.bind((netns_pair.client_addr, sport))
+            fastopen_connect(client, (netns_pair.server_addr, port), b"hello")
+            lines = ["# tcp_fastopen=3 on the server; the client has its cookie from a first "
+                     "connection",
+                     f"# from port {sport}: a SYN carrying the cookie and 'hello'; the client's "
+                     "final ACK is held"]
+            completed = qwatch.wait_for(
+                lambda q: q.latest(event="ack_complete", lport=port, rport=sport),
+                what="the TFO child's ack_complete")
+            assert completed["path"] == "fastopen" and completed["accept_queue"] == 1
+            assert not qwatch.select(lport=port, event="syn_recv", rport=sport)
+            lines.append(line(completed) + f"  path {completed['path']}")
+            child, peer = listener.accept()
+            with child:
+                child.settimeout(10)
+                data = child.recv(16)
+            assert peer == (netns_pair.client_addr, sport) and data == b"hello"
+            lines.append(f"# accept() returned {peer[0]}:{peer[1]} before any final ACK "
+                         f"arrived, and read {data.decode()!r}, the SYN's data")
+        finally:
+            client.close()
+            listener.close()
+    write_evidence("fastopen-child-at-syn-time.txt", lines)
+
+
+def connect_done(sock):
+    try:
+        sock.getpeername()
+        return True
+    except OSError:
+        return False

@@ -10,11 +10,11 @@ ListenerState &ListenerTable::upsert(const qwatch_event &event)
 {
   auto [it, inserted] = listeners_.try_emplace(event.listener);
   ListenerState &state = it->second;
-  if (inserted) {
+  if (inserted)
     state.id = next_id_++;
-    state.synced_accept_queue = event.accept_queue;
-  }
   state.latest = event;
+  if (event.cookie)
+    state.cookie = event.cookie;
   state.peak_syn_queue = std::max(state.peak_syn_queue, event.syn_queue);
   state.peak_accept_queue = std::max(state.peak_accept_queue, event.accept_queue);
   if (event.pid)
@@ -31,40 +31,18 @@ uint32_t ListenerTable::apply_event(qwatch_event &event)
     const qwatch_event &known = it->second.latest;
     std::copy(std::begin(known.laddr), std::end(known.laddr), std::begin(event.laddr));
     event.lport = known.lport;
+    event.cookie = it->second.cookie;
     uint32_t id = it->second.id;
     listeners_.erase(it);
     return id;
   }
-  bool known = listeners_.contains(event.listener);
   ListenerState &state = upsert(event);
-  int queue_change = 0;
-  switch (event.type) {
-  case QWATCH_ACK_COMPLETE:
-    state.handshakes++;
-    queue_change = 1;
-    if (event.latency_ns)
-      state.handshake_time.record(event.latency_ns);
-    break;
-  case QWATCH_ACCEPT:
-    state.accepts++;
-    queue_change = -1;
-    if (event.latency_ns)
-      state.accept_wait.record(event.latency_ns);
-    break;
-  case QWATCH_SYNACK_RETRANSMIT:
-    state.synack_retransmits++;
-    break;
-  default:
-    break;
-  }
-  if (!known && queue_change) {
-    // First heard of through this very change: its value already holds it.
-    state.synced_accept_queue = event.accept_queue;
-  } else if (state.sync_ts_ns && event.ts_ns >= state.sync_ts_ns) {
-    state.queue_change_after_sync += queue_change;
-  } else {
-    state.queue_change_before_sync += queue_change;
-  }
+  if (!event.cookie)
+    event.cookie = state.cookie;
+  if (event.type == QWATCH_ACK_COMPLETE && event.latency_ns)
+    state.handshake_time.record(event.latency_ns);
+  else if (event.type == QWATCH_ACCEPT && event.latency_ns)
+    state.accept_wait.record(event.latency_ns);
   return state.id;
 }
 
@@ -72,34 +50,59 @@ void ListenerTable::begin_resync(const std::vector<qwatch_event> &snapshot)
 {
   resync_.clear();
   for (const qwatch_event &event : snapshot) {
-    auto [it, inserted] = resync_.try_emplace(event.listener, event);
-    if (auto known = listeners_.find(event.listener); known != listeners_.end()) {
-      if (inserted)
-        known->second.sync_ts_ns = event.ts_ns;
+    resync_.try_emplace(event.listener, event);
+    if (auto known = listeners_.find(event.listener); known != listeners_.end())
       known->second.pids.insert(event.pid);
-    }
   }
 }
 
-void ListenerTable::finish_resync()
+namespace {
+
+const qwatch_counters &counters_in(const CountersByListener &all, uint64_t listener)
+{
+  static const qwatch_counters none{};
+  auto it = all.find(listener);
+  return it == all.end() ? none : it->second;
+}
+
+}  // namespace
+
+void ListenerTable::finish_resync(const CountersByListener &before,
+                                  const CountersByListener &after)
 {
   std::map<uint64_t, ListenerState> current;
   for (const auto &[sock, event] : resync_) {
-    bool known = listeners_.contains(sock);
     ListenerState &state = upsert(event);
-    if (known) {
-      int64_t expected = state.synced_accept_queue + state.queue_change_before_sync;
-      if (expected > static_cast<int64_t>(event.accept_queue))
-        state.accepts += static_cast<uint64_t>(expected - event.accept_queue);
+    // Children leave the accept queue through accept() (or the close),
+    // so queued - accepted - the queue is constant, and grows by one per
+    // accept() no probe saw. The counters are read before and after the
+    // snapshot, not with it: each side is taken so that a transition
+    // racing the snapshot only ever makes the estimate smaller, never a
+    // phantom accept, and the highest estimate stands.
+    const qwatch_counters &early = counters_in(before, sock), &late = counters_in(after, sock);
+    if (!state.has_baseline) {
+      state.baseline = static_cast<int64_t>(late.children_queued) -
+                       static_cast<int64_t>(early.accepts) - event.accept_queue;
+      state.has_baseline = true;
+    } else {
+      int64_t now = static_cast<int64_t>(early.children_queued) -
+                    static_cast<int64_t>(late.accepts) - event.accept_queue;
+      if (now - state.baseline > static_cast<int64_t>(state.unseen_accepts))
+        state.unseen_accepts = static_cast<uint64_t>(now - state.baseline);
     }
-    state.synced_accept_queue = event.accept_queue;
-    state.queue_change_before_sync = state.queue_change_after_sync;
-    state.queue_change_after_sync = 0;
-    state.sync_ts_ns = 0;
     current.emplace(sock, std::move(state));
   }
   listeners_ = std::move(current);
   resync_.clear();
+}
+
+void ListenerTable::refresh_counters(
+    const std::function<qwatch_counters(uint64_t listener)> &read)
+{
+  for (auto &[sock, state] : listeners_) {
+    state.counters = read(sock);
+    state.counters.accepts += state.unseen_accepts;
+  }
 }
 
 const ListenerState *ListenerTable::find(uint64_t listener) const

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 // What the reader knows about each listener: the kernel's latest absolute
-// queue values plus what the reader itself counted since it started.
+// queue values and counters, and the peaks and latencies the reader saw.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <set>
 #include <vector>
@@ -15,24 +16,24 @@ namespace qwatch {
 
 struct ListenerState {
   uint32_t id = 0;              // small, stable number for this run
+  uint64_t cookie = 0;          // the socket cookie, once something gave it one
   qwatch_event latest{};        // the kernel's values at the last event or snapshot
+  qwatch_counters counters{};   // the kernel's counts, as last read from the BPF map
   uint32_t peak_syn_queue = 0;  // highest values seen since the reader started
   uint32_t peak_accept_queue = 0;
-  uint64_t handshakes = 0;  // requests that became children (ack_complete)
-  uint64_t accepts = 0;     // children accept() took, seen or inferred
-  uint64_t synack_retransmits = 0;
   std::set<uint32_t> pids;  // processes seen holding it, calling listen() or accept()
   Log2Histogram handshake_time;
   Log2Histogram accept_wait;
 
-  // Accepts no event reported (an accept() already blocked when qwatch
-  // attached, or a lost event) show as the accept queue being shorter at a
-  // resync than the events since the last one explain.
-  uint32_t synced_accept_queue = 0;
-  int64_t queue_change_before_sync = 0;  // +1 per ack_complete, -1 per accept
-  int64_t queue_change_after_sync = 0;
-  uint64_t sync_ts_ns = 0;  // the pending resync's snapshot time; 0: none
+  // accept()s no probe saw return (already asleep when qwatch attached):
+  // children queued - accepts seen - the accept queue grows by one for
+  // each (see ListenerTable::finish_resync).
+  uint64_t unseen_accepts = 0;
+  bool has_baseline = false;
+  int64_t baseline = 0;  // that difference when qwatch first saw it
 };
+
+using CountersByListener = std::map<uint64_t, qwatch_counters>;
 
 class ListenerTable {
  public:
@@ -45,9 +46,15 @@ class ListenerTable {
   // A resync in two steps: begin_resync() with the snapshot (one record per
   // listener and process holding it), then the events still in the ring
   // buffer are applied, then finish_resync() takes the snapshot's values,
-  // keeping the reader's own counters; listeners absent from it are gone.
+  // keeping peaks and histograms; listeners absent from it are gone.
+  // @before and @after: the counters read before the snapshot was taken
+  // and after its events were applied.
   void begin_resync(const std::vector<qwatch_event> &snapshot);
-  void finish_resync();
+  void finish_resync(const CountersByListener &before, const CountersByListener &after);
+
+  // Sets every listener's counters to what @read returns for its key
+  // (accepts: plus those no probe saw).
+  void refresh_counters(const std::function<qwatch_counters(uint64_t listener)> &read);
 
   const ListenerState *find(uint64_t listener) const;
   // Fullest first: by the fuller of the two queues relative to its limit.

@@ -38,6 +38,7 @@ enum class Mode { kTable, kJson, kEvents };
 struct Options {
   Mode mode = Mode::kTable;
   bool once = false;
+  bool interval_given = false;  // --once: count over the interval, then print
   bool histograms = false;
   bool color = true;
   double interval_s = 1.0;
@@ -70,7 +71,8 @@ constexpr const char kUsage[] =
     "  -i, --interval S   seconds between tables and resyncs (default 1)\n"
     "      --json         one JSON object per queue transition, per line\n"
     "      --events       one human-readable line per queue transition\n"
-    "      --once         print the listeners as they are now and exit\n"
+    "      --once         print the listeners as they are now and exit; with an\n"
+    "                     interval, count for that long (or until ^C) first\n"
     "      --hist         log2 histograms of handshake time and accept-queue wait\n"
     "      --no-color     no colours in the table (also: NO_COLOR set, TERM=dumb)\n"
     "  -p, --port PORT    only listeners on this local port\n"
@@ -92,6 +94,7 @@ constexpr const char kUsage[] =
     "    qwatch --hist 10       # tables and latency histograms every 10 seconds\n"
     "    qwatch --json          # every queue transition as a JSON line\n"
     "    qwatch --once --json   # every listener now, one JSON line each\n"
+    "    qwatch --once 10       # every listener and what it counted in 10 s\n"
     "    qwatch --metrics :9464 # also export to Prometheus on port 9464\n"
     "    qwatch -p 8080 --netns blue --proto tcp\n";
 
@@ -177,6 +180,7 @@ Options parse_options(int argc, char **argv)
       break;
     case 'i':
       options.interval_s = parse_interval(optarg);
+      options.interval_given = true;
       break;
     case 'p':
       options.tracer.lport = static_cast<uint16_t>(parse_unsigned(optarg, 65535, "--port"));
@@ -251,8 +255,10 @@ Options parse_options(int argc, char **argv)
       throw UsageError(std::string("unknown option ") + argv[optind - 1]);
     }
   }
-  if (optind < argc)
+  if (optind < argc) {
     options.interval_s = parse_interval(argv[optind++]);
+    options.interval_given = true;
+  }
   if (optind < argc)
     options.count = parse_unsigned(argv[optind++], ULONG_MAX, "count");
   if (optind < argc)
@@ -315,20 +321,26 @@ std::string watched_protocols(const Options &options, const Tracer &tracer)
   return (options.want_tcp ? "tcp, " + hsp : hsp) + how;
 }
 
-// Handshakes and accepts per second of each listener over the last interval.
+// Handshakes, accepts and syncookies sent per second of each listener over
+// the last interval.
 class RateMeter {
  public:
   std::vector<TableRow> rows(const std::vector<const ListenerState *> &listeners)
   {
     auto now = std::chrono::steady_clock::now();
     double elapsed = std::chrono::duration<double>(now - last_).count();
+    auto rate = [elapsed](uint64_t now_count, uint64_t before) {
+      return elapsed > 0 && now_count >= before ? (now_count - before) / elapsed : 0;
+    };
     std::vector<TableRow> rows;
-    std::map<uint64_t, std::pair<uint64_t, uint64_t>> counts;
+    std::map<uint64_t, qwatch_counters> counts;
     for (const ListenerState *state : listeners) {
-      auto before = previous_[state->latest.listener];
-      counts[state->latest.listener] = {state->handshakes, state->accepts};
-      rows.push_back({state, elapsed > 0 ? (state->handshakes - before.first) / elapsed : 0,
-                      elapsed > 0 ? (state->accepts - before.second) / elapsed : 0});
+      const qwatch_counters &before = previous_[state->latest.listener];
+      const qwatch_counters &c = state->counters;
+      counts[state->latest.listener] = c;
+      rows.push_back({state, rate(c.handshakes, before.handshakes),
+                      rate(c.accepts, before.accepts),
+                      rate(c.syncookies_sent, before.syncookies_sent)});
     }
     previous_ = std::move(counts);
     last_ = now;
@@ -336,7 +348,7 @@ class RateMeter {
   }
 
  private:
-  std::map<uint64_t, std::pair<uint64_t, uint64_t>> previous_;
+  std::map<uint64_t, qwatch_counters> previous_;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
@@ -350,7 +362,7 @@ class DelayMeter {
       samples_ns_.push_back(clock_ns(CLOCK_MONOTONIC) - event_ts_ns);
   }
 
-  std::string json(uint64_t lost, const char *attach)
+  std::string json(uint64_t lost, uint64_t uncounted, const char *attach)
   {
     std::sort(samples_ns_.begin(), samples_ns_.end());
     auto percentile = [this](double p) {
@@ -359,10 +371,10 @@ class DelayMeter {
     };
     char line[256];
     std::snprintf(line, sizeof(line),
-                  "{\"events\":%llu,\"lost\":%llu,\"attach\":\"%s\",\"delay_p50_ns\":%llu,"
-                  "\"delay_p99_ns\":%llu}",
+                  "{\"events\":%llu,\"lost\":%llu,\"uncounted\":%llu,\"attach\":\"%s\","
+                  "\"delay_p50_ns\":%llu,\"delay_p99_ns\":%llu}",
                   static_cast<unsigned long long>(events_), static_cast<unsigned long long>(lost),
-                  attach, static_cast<unsigned long long>(percentile(0.5)),
+                  static_cast<unsigned long long>(uncounted), attach, static_cast<unsigned long long>(percentile(0.5)),
                   static_cast<unsigned long long>(percentile(0.99)));
     return line;
   }
@@ -435,13 +447,20 @@ class Watch {
   // The kernel's values are the truth even when events were lost.
   void resync()
   {
+    CountersByListener before = tracer_.all_counters();
     std::vector<qwatch_event> snapshot;
     if (int err = tracer_.snapshot(snapshot); err < 0)
       throw SetupError(-err, "listing the listeners");
     table_.begin_resync(snapshot);
     tracer_.drain();
-    table_.finish_resync();
+    table_.finish_resync(before, tracer_.all_counters());
+    refresh_counters();
     netns_names_.refresh();
+  }
+
+  void refresh_counters()
+  {
+    table_.refresh_counters([this](uint64_t listener) { return tracer_.counters(listener); });
   }
 
   void print_listener_table()
@@ -464,16 +483,20 @@ class Watch {
     std::fflush(stdout);
   }
 
+  void print_once();
+
+  // Lines about qwatch itself; --once prints listeners only.
   void report_changes()
   {
-    if (tracer_.follow_hsp_module() && options_.mode == Mode::kJson) {
+    bool json_lines = options_.mode == Mode::kJson && !options_.once;
+    if (tracer_.follow_hsp_module() && json_lines) {
       std::puts(
           hsp_module_json(clock_ns(CLOCK_MONOTONIC), tracer_.hsp_loaded(), tracer_.watching_hsp())
               .c_str());
       std::fflush(stdout);
     }
     uint64_t lost = tracer_.lost_events();
-    if (lost != lost_reported_ && options_.mode == Mode::kJson) {
+    if (lost != lost_reported_ && json_lines) {
       std::puts(lost_events_json(clock_ns(CLOCK_MONOTONIC), lost).c_str());
       std::fflush(stdout);
     }
@@ -491,20 +514,26 @@ class Watch {
   std::optional<MetricsServer> metrics_;
 };
 
+void Watch::print_once()
+{
+  if (options_.mode == Mode::kJson) {
+    for (const ListenerState *listener : shown_listeners())
+      std::puts(listener_json(*listener).c_str());
+    std::fflush(stdout);
+  } else {
+    print_listener_table();
+  }
+}
+
 int Watch::run()
 {
   // Attached before the snapshot, so no transition falls between the two.
   resync();
-  if (options_.once) {
-    if (options_.mode == Mode::kJson) {
-      for (const ListenerState *listener : shown_listeners())
-        std::puts(listener_json(*listener).c_str());
-    } else {
-      print_listener_table();
-    }
+  if (options_.once && !options_.interval_given) {
+    print_once();
     return 0;
   }
-  if (options_.mode == Mode::kJson) {
+  if (options_.mode == Mode::kJson && !options_.once) {
     for (const ListenerState *listener : shown_listeners())
       std::puts(event_json(listener->latest, listener->id).c_str());
     std::fflush(stdout);
@@ -521,7 +550,9 @@ int Watch::run()
   unsigned long tables = 0;
   auto next_check = std::chrono::steady_clock::now();
   auto render_metrics_now = [this](bool openmetrics) {
-    return render_metrics(shown_listeners(), tracer_.lost_events(), openmetrics);
+    refresh_counters();
+    return render_metrics(shown_listeners(), tracer_.lost_events(), tracer_.uncounted(),
+                          openmetrics);
   };
   std::vector<pollfd> fds;
   while (!exiting) {
@@ -549,6 +580,8 @@ int Watch::run()
     }
     if (std::chrono::steady_clock::now() < next_resync)
       continue;
+    if (options_.once)
+      break;
     next_resync += interval;
     resync();
     if (options_.mode != Mode::kTable)
@@ -557,12 +590,17 @@ int Watch::run()
     if (options_.count && ++tables >= options_.count)
       break;
   }
+  // Counted over the interval, or until interrupted.
+  if (options_.once) {
+    resync();
+    print_once();
+  }
   if (options_.mode == Mode::kEvents && options_.histograms)
     print_histograms(stdout, shown_listeners(), netns_names_);
   if (options_.stats)
     std::fprintf(stderr, "%s\n",
                  delays_
-                     .json(tracer_.lost_events(),
+                     .json(tracer_.lost_events(), tracer_.uncounted(),
                            tracer_.attach_mode() == AttachMode::kFentry ? "fentry" : "kprobe")
                      .c_str());
   return 0;

@@ -58,12 +58,36 @@ class Exposition {
   std::string text_;
 };
 
-std::string labels_of(const qwatch_event &e, const std::string &extra = "")
+// A label value as the exposition formats quote it.
+std::string label_value(std::string_view text)
 {
+  std::string quoted = "\"";
+  for (char c : text) {
+    if (c == '\\' || c == '"')
+      quoted += '\\';
+    if (c == '\n') {
+      quoted += "\\n";
+      continue;
+    }
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
+// Each listener socket is its own series: the cookie tells apart the
+// listeners of an SO_REUSEPORT group, which share everything else.
+std::string labels_of(const ListenerState &state, const std::string &extra = "")
+{
+  const qwatch_event &e = state.latest;
   std::string labels = "{netns=\"" + std::to_string(e.netns) + "\",proto=\"" +
                        protocol_name(e.protocol) + "\",laddr=\"" +
                        address_string(e.family, e.laddr) + "\",lport=\"" + std::to_string(e.lport) +
-                       "\"";
+                       "\",cookie=\"" + std::to_string(state.cookie) + "\"";
+  if (uint32_t pid = listener_pid(state)) {
+    labels += ",pid=\"" + std::to_string(pid) + "\"";
+    if (auto comm = process_name(pid))
+      labels += ",comm=" + label_value(*comm);
+  }
   if (!extra.empty())
     labels += "," + extra;
   return labels + "}";
@@ -83,11 +107,11 @@ void histogram(Exposition &out, std::string_view name,
       cumulative += h.bucket(i);
       char le[48];
       std::snprintf(le, sizeof(le), "le=\"%.6f\"", Log2Histogram::bucket_limit_us(i) / 1e6);
-      out.sample(std::string(name) + "_bucket", labels_of(state->latest, le), cumulative);
+      out.sample(std::string(name) + "_bucket", labels_of(*state, le), cumulative);
     }
-    out.sample(std::string(name) + "_bucket", labels_of(state->latest, "le=\"+Inf\""), h.count());
-    out.sample(std::string(name) + "_count", labels_of(state->latest), h.count());
-    out.sample(std::string(name) + "_sum", labels_of(state->latest), h.sum_ns() / 1e9);
+    out.sample(std::string(name) + "_bucket", labels_of(*state, "le=\"+Inf\""), h.count());
+    out.sample(std::string(name) + "_count", labels_of(*state), h.count());
+    out.sample(std::string(name) + "_sum", labels_of(*state), h.sum_ns() / 1e9);
   }
 }
 
@@ -101,7 +125,7 @@ std::string http_response(std::string_view status, std::string_view type, const 
 }  // namespace
 
 std::string render_metrics(const std::vector<const ListenerState *> &listeners,
-                           uint64_t lost_events, bool openmetrics)
+                           uint64_t lost_events, uint64_t uncounted, bool openmetrics)
 {
   Exposition out(openmetrics);
   struct Gauge {
@@ -123,33 +147,23 @@ std::string render_metrics(const std::vector<const ListenerState *> &listeners,
        }) {
     out.family(gauge.name, "gauge", gauge.help);
     for (const ListenerState *state : listeners)
-      out.sample(gauge.name, labels_of(state->latest),
+      out.sample(gauge.name, labels_of(*state),
                  static_cast<uint64_t>(state->latest.*gauge.field));
   }
 
-  struct Counter {
-    const char *name;
-    const char *help;
-    std::function<uint64_t(const ListenerState &)> value;
-  };
-  for (const Counter &counter : {
-           Counter{"qwatch_listen_drops", "Segments the listener dropped (sk_drops).",
-                   [](const ListenerState &s) { return uint64_t{s.latest.drops}; }},
-           Counter{"qwatch_synack_retransmits", "SYN-ACKs sent again since qwatch started.",
-                   [](const ListenerState &s) { return s.synack_retransmits; }},
-           Counter{"qwatch_handshakes", "Requests that became children since qwatch started.",
-                   [](const ListenerState &s) { return s.handshakes; }},
-           Counter{"qwatch_accepts", "Children accept() took since qwatch started.",
-                   [](const ListenerState &s) { return s.accepts; }},
-       }) {
-    out.family(counter.name, "counter", counter.help);
+  // Counted by the kernel while qwatch was attached.
+  for (const CounterField &counter : kCounterFields) {
+    std::string name = std::string("qwatch_") + counter.name;
+    out.family(name, "counter", counter.help);
     for (const ListenerState *state : listeners)
-      out.sample(std::string(counter.name) + "_total", labels_of(state->latest),
-                 counter.value(*state));
+      out.sample(name + "_total", labels_of(*state), uint64_t{state->counters.*counter.member});
   }
   out.family("qwatch_lost_events", "counter",
-             "Events dropped because the ring buffer was full; numbers resynchronise.");
+             "Events dropped because the ring buffer was full; counters and queues are exact.");
   out.sample("qwatch_lost_events_total", "", lost_events);
+  out.family("qwatch_uncounted", "counter",
+             "Counts lost because more listeners were counted than qwatch has room for.");
+  out.sample("qwatch_uncounted_total", "", uncounted);
 
   out.family("qwatch_handshake_duration_seconds", "histogram",
              "From SYN queued to child created (the final ACK's arrival).");

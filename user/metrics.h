@@ -22,7 +22,7 @@ namespace qwatch {
 // The exposition of every listener; @openmetrics selects OpenMetrics 1.0
 // over the Prometheus 0.0.4 text format.
 std::string render_metrics(const std::vector<const ListenerState *> &listeners,
-                           uint64_t lost_events, bool openmetrics);
+                           uint64_t lost_events, uint64_t uncounted, bool openmetrics);
 
 // "ADDR:PORT", "[V6ADDR]:PORT" or ":PORT" (every address); false if malformed.
 bool parse_endpoint(const std::string &text, sockaddr_storage &address, socklen_t &length);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
+#include <fstream>
 #include <string_view>
 
 namespace qwatch {
@@ -82,7 +83,32 @@ void listener_fields(JsonObject &json, const qwatch_event &e, uint32_t id)
       .number("syn_young", e.syn_young)
       .number("accept_queue", e.accept_queue)
       .number("accept_max", e.accept_max)
-      .number("drops", e.drops);
+      .number("drops", e.drops)
+      .number("cookie", e.cookie);
+}
+
+const char *cause_name(uint8_t cause)
+{
+  switch (cause) {
+  case QWATCH_CAUSE_LISTEN_OVERFLOW:
+    return "listen_overflows";
+  case QWATCH_CAUSE_SYN_QUEUE_FULL:
+    return "syn_queue_full_drops";
+  default:
+    return "listen_drops";
+  }
+}
+
+const char *path_name(uint8_t path)
+{
+  switch (path) {
+  case QWATCH_PATH_SYNCOOKIE:
+    return "syncookie";
+  case QWATCH_PATH_FASTOPEN:
+    return "fastopen";
+  default:
+    return "handshake";
+  }
 }
 
 std::string bar(uint32_t value, uint32_t limit, size_t width)
@@ -144,7 +170,9 @@ std::string event_json(const qwatch_event &e, uint32_t listener_id)
   else
     json.null("raddr").null("rport");
   if (const char *stage = stage_name(e.stage))
-    json.string("stage", stage);
+    json.string("stage", stage).string("cause", cause_name(e.cause));
+  if (e.type == QWATCH_ACK_COMPLETE)
+    json.string("path", path_name(e.path));
   if (e.pid)
     json.number("pid", e.pid);
   if (e.type == QWATCH_ACK_COMPLETE || e.type == QWATCH_ACCEPT) {
@@ -156,16 +184,38 @@ std::string event_json(const qwatch_event &e, uint32_t listener_id)
   return json.str();
 }
 
+std::optional<std::string> process_name(uint32_t pid)
+{
+  if (!pid)
+    return std::nullopt;
+  std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  if (!std::getline(comm, name))
+    return std::nullopt;
+  return name;
+}
+
+uint32_t listener_pid(const ListenerState &listener)
+{
+  return listener.pids.empty() ? 0 : *listener.pids.begin();
+}
+
 std::string listener_json(const ListenerState &listener)
 {
   JsonObject json;
-  listener_fields(json, listener.latest, listener.id);
-  json.number("pid", listener.pids.empty() ? 0 : *listener.pids.begin())
-      .number("peak_syn_queue", listener.peak_syn_queue)
-      .number("peak_accept_queue", listener.peak_accept_queue)
-      .number("handshakes", listener.handshakes)
-      .number("accepts", listener.accepts)
-      .number("synack_retransmits", listener.synack_retransmits);
+  qwatch_event latest = listener.latest;
+  latest.cookie = listener.cookie;
+  listener_fields(json, latest, listener.id);
+  uint32_t pid = listener_pid(listener);
+  json.number("pid", pid);
+  if (auto comm = process_name(pid))
+    json.string("comm", *comm);
+  else
+    json.null("comm");
+  json.number("peak_syn_queue", listener.peak_syn_queue)
+      .number("peak_accept_queue", listener.peak_accept_queue);
+  for (const CounterField &field : kCounterFields)
+    json.number(field.name, listener.counters.*field.member);
   return json.str();
 }
 
@@ -208,19 +258,25 @@ static std::string peer_endpoint(const qwatch_event &e)
 
 void print_table(std::FILE *out, const std::vector<TableRow> &rows, const TableOptions &options)
 {
-  std::fprintf(out, "%-12s %-5s %-22s %-20s %5s %-20s %5s %6s %6s %7s %7s\n", "NETNS", "PROTO",
-               "LOCAL", "SYN-Q CUR/MAX", "PEAK", "ACCEPT-Q CUR/MAX", "PEAK", "DROPS", "SYNACK",
-               "HS/S", "ACC/S");
+  std::fprintf(out, "%-12s %-5s %-22s %-20s %5s %-20s %5s %6s %6s %7s %7s %9s %s\n", "NETNS",
+               "PROTO", "LOCAL", "SYN-Q CUR/MAX", "PEAK", "ACCEPT-Q CUR/MAX", "PEAK", "DROPS",
+               "SYNACK", "HS/S", "ACC/S", "COOKIES/S", "PROCESS");
   for (const TableRow &row : rows) {
     const ListenerState &state = *row.listener;
     const qwatch_event &e = state.latest;
-    std::fprintf(
-        out, "%-12s %-5s %-22s %s %5u %s %5u %6u %6llu %7.1f %7.1f\n",
-        options.netns_names.label(e.netns).c_str(), protocol_name(e.protocol),
-        local_endpoint(e).c_str(), queue_cell(e.syn_queue, e.accept_max, options.color).c_str(),
-        state.peak_syn_queue, queue_cell(e.accept_queue, e.accept_max, options.color).c_str(),
-        state.peak_accept_queue, e.drops, static_cast<unsigned long long>(state.synack_retransmits),
-        row.handshakes_per_s, row.accepts_per_s);
+    uint32_t pid = listener_pid(state);
+    std::string process = "-";
+    if (pid)
+      process = process_name(pid).value_or("?") + "[" + std::to_string(pid) + "]";
+    std::fprintf(out, "%-12s %-5s %-22s %s %5u %s %5u %6llu %6llu %7.1f %7.1f %9.1f %s\n",
+                 options.netns_names.label(e.netns).c_str(), protocol_name(e.protocol),
+                 local_endpoint(e).c_str(),
+                 queue_cell(e.syn_queue, e.accept_max, options.color).c_str(), state.peak_syn_queue,
+                 queue_cell(e.accept_queue, e.accept_max, options.color).c_str(),
+                 state.peak_accept_queue,
+                 static_cast<unsigned long long>(state.counters.listen_drops),
+                 static_cast<unsigned long long>(state.counters.synack_retransmits),
+                 row.handshakes_per_s, row.accepts_per_s, row.cookies_per_s, process.c_str());
   }
   std::fprintf(out, "%zu listeners, %llu lost events, watching %s\n", rows.size(),
                static_cast<unsigned long long>(options.lost_events), options.protocols.c_str());

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,40 @@ const char *event_name(uint8_t type);
 const char *protocol_name(uint8_t protocol);
 std::string address_string(uint16_t family, const uint8_t *address);
 
+// Each of struct qwatch_counters' fields and its name in JSON (and, with
+// _total appended, as a metric).
+struct CounterField {
+  const char *name;
+  __u64 qwatch_counters::*member;
+  const char *help;
+};
+inline constexpr CounterField kCounterFields[] = {
+    {"handshakes", &qwatch_counters::handshakes,
+     "Children created, by any path (TcpPassiveOpens for TCP)."},
+    {"accepts", &qwatch_counters::accepts, "Children accept() took."},
+    {"synack_retransmits", &qwatch_counters::synack_retransmits, "SYN-ACKs sent again."},
+    {"expired_requests", &qwatch_counters::expired_requests,
+     "Requests given up after their last SYN-ACK."},
+    {"listen_overflows", &qwatch_counters::listen_overflows,
+     "SYNs and final ACKs dropped with the accept queue full (ListenOverflows)."},
+    {"listen_drops", &qwatch_counters::listen_drops,
+     "SYNs and final ACKs dropped for any reason, overflows included (ListenDrops)."},
+    {"syn_queue_full_drops", &qwatch_counters::syn_queue_full_drops,
+     "SYNs dropped with the SYN queue full and no syncookies (TCPReqQFullDrop)."},
+    {"syn_queue_full_cookies", &qwatch_counters::syn_queue_full_cookies,
+     "SYNs answered with a syncookie because the SYN queue was full (TCPReqQFullDoCookies)."},
+    {"syncookies_sent", &qwatch_counters::syncookies_sent, "SYN-ACKs carrying a syncookie."},
+    {"syncookies_recv", &qwatch_counters::syncookies_recv, "ACKs with a valid syncookie."},
+    {"syncookies_failed", &qwatch_counters::syncookies_failed,
+     "ACKs for no request sock whose syncookie was invalid."},
+    {"tfo_children", &qwatch_counters::tfo_children,
+     "Children created at a TCP Fast Open SYN (TCPFastOpenPassive)."},
+};
+
+// A process holding the listener (0: none known) and its name.
+uint32_t listener_pid(const ListenerState &listener);
+std::optional<std::string> process_name(uint32_t pid);
+
 std::string event_json(const qwatch_event &event, uint32_t listener_id);
 std::string listener_json(const ListenerState &listener);
 std::string lost_events_json(uint64_t ts_ns, uint64_t total);
@@ -27,6 +62,7 @@ struct TableRow {
   const ListenerState *listener;
   double handshakes_per_s;  // over the last interval
   double accepts_per_s;
+  double cookies_per_s;  // syncookies sent
 };
 
 struct TableOptions {

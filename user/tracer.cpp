@@ -136,14 +136,45 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
        true,
        {progs->hash_add_entry, progs->hash_add_return},
        {progs->hash_add_exit}},
+      // The segment handlers the counters' windows open around.
       {"tcp_conn_request",
        false,
        {progs->tcp_conn_request_entry, progs->tcp_conn_request_return},
        {progs->tcp_conn_request_fentry, progs->tcp_conn_request_exit}},
+      {"tcp_v4_conn_request",
+       false,
+       {progs->tcp_v4_conn_request_entry, progs->tcp_v4_conn_request_return},
+       {progs->tcp_v4_conn_request_fentry, progs->tcp_v4_conn_request_exit}},
+      {"tcp_v6_conn_request",
+       false,
+       {progs->tcp_v6_conn_request_entry, progs->tcp_v6_conn_request_return},
+       {progs->tcp_v6_conn_request_fentry, progs->tcp_v6_conn_request_exit}},
+      {"subflow_v4_conn_request",
+       false,
+       {progs->subflow_v4_conn_request_entry, progs->subflow_v4_conn_request_return},
+       {progs->subflow_v4_conn_request_fentry, progs->subflow_v4_conn_request_exit}},
+      {"subflow_v6_conn_request",
+       false,
+       {progs->subflow_v6_conn_request_entry, progs->subflow_v6_conn_request_return},
+       {progs->subflow_v6_conn_request_fentry, progs->subflow_v6_conn_request_exit}},
       {"tcp_check_req",
        false,
        {progs->tcp_check_req_entry, progs->tcp_check_req_return},
        {progs->tcp_check_req_fentry, progs->tcp_check_req_exit}},
+      {"cookie_v4_check",
+       false,
+       {progs->cookie_v4_check_entry, progs->cookie_v4_check_return},
+       {progs->cookie_v4_check_fentry, progs->cookie_v4_check_exit}},
+      {"cookie_v6_check",
+       false,
+       {progs->cookie_v6_check_entry, progs->cookie_v6_check_return},
+       {progs->cookie_v6_check_fentry, progs->cookie_v6_check_exit}},
+      // Children queued by a syncookie ACK or a TFO SYN (not the hashdance).
+      {"inet_csk_reqsk_queue_add",
+       false,
+       {progs->queue_add_return},
+       {progs->queue_add_exit}},
+      {"tcp_req_err", false, {progs->tcp_req_err_entry}, {progs->tcp_req_err_fentry}},
       {"inet_csk_complete_hashdance",
        true,
        {progs->hashdance_entry, progs->hashdance_return},
@@ -271,20 +302,56 @@ int Tracer::snapshot(std::vector<qwatch_event> &listeners) const
   return 0;
 }
 
-uint64_t Tracer::lost_events() const
+uint64_t Tracer::sum_over_cpus(const bpf_map *map) const
 {
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0)
     return 0;
   std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
   uint32_t key = 0;
-  if (bpf_map__lookup_elem(skel_->maps.lost_events, &key, sizeof(key), per_cpu.data(),
+  if (bpf_map__lookup_elem(map, &key, sizeof(key), per_cpu.data(),
                            per_cpu.size() * sizeof(uint64_t), 0))
     return 0;
   uint64_t total = 0;
-  for (uint64_t lost : per_cpu)
-    total += lost;
+  for (uint64_t value : per_cpu)
+    total += value;
   return total;
+}
+
+uint64_t Tracer::lost_events() const
+{
+  return sum_over_cpus(skel_->maps.lost_events);
+}
+
+uint64_t Tracer::uncounted() const
+{
+  return sum_over_cpus(skel_->maps.uncounted);
+}
+
+std::map<uint64_t, qwatch_counters> Tracer::all_counters() const
+{
+  std::map<uint64_t, qwatch_counters> all;
+  const bpf_map *map = skel_->maps.listener_counters;
+  uint64_t key = 0, next;
+  const void *previous = nullptr;
+  while (!bpf_map__get_next_key(map, previous, &next, sizeof(next))) {
+    qwatch_counters counters{};
+    // Deleted since (the listener stopped listening): skip it.
+    if (!bpf_map__lookup_elem(map, &next, sizeof(next), &counters, sizeof(counters), 0))
+      all[next] = counters;
+    key = next;
+    previous = &key;
+  }
+  return all;
+}
+
+qwatch_counters Tracer::counters(uint64_t listener) const
+{
+  qwatch_counters counters{};
+  // ENOENT: nothing counted yet, which is all zero.
+  bpf_map__lookup_elem(skel_->maps.listener_counters, &listener, sizeof(listener), &counters,
+                       sizeof(counters), 0);
+  return counters;
 }
 
 }  // namespace qwatch

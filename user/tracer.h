@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <vector>
 
 #include "libbpf_handles.h"
@@ -48,6 +49,14 @@ class Tracer {
   // Events the BPF side could not queue because the ring buffer was full.
   uint64_t lost_events() const;
 
+  // What the kernel counted for @listener (a struct sock address) while
+  // attached; all zero before its first count.
+  qwatch_counters counters(uint64_t listener) const;
+  // Every counted listener's counters, by struct sock address.
+  std::map<uint64_t, qwatch_counters> all_counters() const;
+  // Counts lost because more listeners were counted than the map holds.
+  uint64_t uncounted() const;
+
   // Whether HSP's own functions are probed: its module was loaded when the
   // tracer attached. Without them HSP listeners still show, with their
   // queue transitions, but not its drop reasons, listen() or retransmits.
@@ -64,6 +73,7 @@ class Tracer {
 
  private:
   static int handle_event(void *ctx, void *data, size_t size) noexcept;
+  uint64_t sum_over_cpus(const bpf_map *map) const;
   void setup(const TracerSettings &settings, AttachMode mode, const btf *vmlinux);
 
   EventHandler on_event_;

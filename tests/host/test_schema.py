@@ -25,7 +25,7 @@ FAST = fastjsonschema.compile(DOCUMENT)
 
 QUEUES = {"id": 1, "proto": "hsp", "family": "inet", "netns": 4026531840,
           "laddr": "10.0.0.1", "lport": 8080, "syn_queue": 3, "syn_young": 2,
-          "accept_queue": 1, "accept_max": 128, "drops": 0}
+          "accept_queue": 1, "accept_max": 128, "drops": 0, "cookie": 4097}
 EVENT_FIELDS = {"ts_ns": 123456789, "raddr": "10.0.0.2", "rport": 40000}
 STAGED = ("overflow", "syn_drop", "ack_drop")
 TIMED = ("ack_complete", "accept")
@@ -36,6 +36,9 @@ def transitions():
         obj = {**EVENT_FIELDS, "event": event, **QUEUES}
         if event in STAGED:
             obj["stage"] = "syn"
+            obj["cause"] = "listen_overflows"
+        if event == "ack_complete":
+            obj["path"] = "syncookie"
         if event in TIMED:
             obj["latency_ns"] = 1500
         if event in ("snapshot", "listen", "accept"):
@@ -44,8 +47,16 @@ def transitions():
 
 
 VALID = [*transitions(),
-         {**QUEUES, "pid": 0, "peak_syn_queue": 5, "peak_accept_queue": 2, "handshakes": 7,
-          "accepts": 6, "synack_retransmits": 1},
+         {**QUEUES, "pid": 0, "comm": None, "peak_syn_queue": 5, "peak_accept_queue": 2,
+          "handshakes": 7, "accepts": 6, "synack_retransmits": 1, "expired_requests": 0,
+          "listen_overflows": 2, "listen_drops": 3, "syn_queue_full_drops": 0,
+          "syn_queue_full_cookies": 4, "syncookies_sent": 9, "syncookies_recv": 5,
+          "syncookies_failed": 1, "tfo_children": 0},
+         {**QUEUES, "pid": 42, "comm": "nginx", "peak_syn_queue": 5, "peak_accept_queue": 2,
+          "handshakes": 7, "accepts": 6, "synack_retransmits": 1, "expired_requests": 0,
+          "listen_overflows": 2, "listen_drops": 3, "syn_queue_full_drops": 0,
+          "syn_queue_full_cookies": 4, "syncookies_sent": 9, "syncookies_recv": 5,
+          "syncookies_failed": 1, "tfo_children": 0},
          {"ts_ns": 1, "event": "lost_events", "total": 3},
          {"ts_ns": 1, "event": "hsp_module", "loaded": True, "watched": False}]
 
@@ -63,6 +74,9 @@ def mutants():
         yield {**obj, "unexpected": 1}
         if "stage" not in obj and "event" in obj:
             yield {**obj, "stage": "syn"}
+            yield {**obj, "cause": "listen_drops"}
+        if "path" not in obj and "event" in obj:
+            yield {**obj, "path": "handshake"}
 
 
 def fast_verdict(obj):

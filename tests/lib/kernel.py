@@ -70,6 +70,31 @@ def nstat(ns, counter):
     raise LookupError(f"nstat has no counter {counter}")
 
 
+def nstat_all(ns):
+    """Every /proc/net/{snmp,netstat} counter of @ns at one moment: {name: value}."""
+    out = run(["nstat", "-asz"], ns=ns).stdout
+    values = {}
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[1].isdigit():
+            values[fields[0]] = int(fields[1])
+    return values
+
+
+def ss_listeners_by_cookie(ns, port):
+    """{socket cookie: (Recv-Q, Send-Q)} of every TCP listener on @port in
+    @ns (several with SO_REUSEPORT), per ss -e."""
+    out = run(["ss", "-Hltne", f"sport = :{port}"], ns=ns).stdout
+    listeners = {}
+    for line in out.splitlines():
+        cookie = re.search(r"\bsk:([0-9a-f]+)", line)
+        if not cookie:
+            raise LookupError(f"ss -e shows no socket cookie: {line}")
+        fields = line.split()
+        listeners[int(cookie.group(1), 16)] = (int(fields[1]), int(fields[2]))
+    return listeners
+
+
 def slab_usage(cache):
     """(active objects, total objects, object size) of a slab cache from
     /proc/slabinfo. Exact only for caches with SLUB debugging on (no

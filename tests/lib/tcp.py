@@ -26,6 +26,16 @@ def connect_many(ns, addr, port, count, family=socket.AF_INET):
     return clients
 
 
+def fastopen_connect(sock, address, data):
+    """A non-blocking connect sending @data in the SYN if @sock's namespace
+    has a TFO cookie for @address (else after the handshake)."""
+    sock.setblocking(False)
+    try:
+        sock.sendto(data, socket.MSG_FASTOPEN, address)
+    except BlockingIOError:
+        pass  # EINPROGRESS: the handshake goes on
+
+
 def hold_final_acks(ns, port):
     """Drops the final ACKs @ns sends to @port: requests stay in the SYN
     queue (the client believes it is connected) until released."""

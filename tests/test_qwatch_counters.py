@@ -1,0 +1,418 @@
+# SPDX-License-Identifier: GPL-2.0
+"""qwatch's per-listener counters against the kernel's own.
+
+With one listener in a namespace, the namespace's nstat counters count
+exactly that listener: over a window, each qwatch counter must move by as
+much as its nstat counter. The scenarios run with the kernel's defaults
+(syncookies on) and with both vCPUs processing the listener at once, the
+flood's senders pinned to different CPUs; a scenario that changes a
+default says why.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+from contextlib import ExitStack
+
+import pytest
+
+from lib import REPO, hsp
+from lib.cmd import run, scaled, wait_until
+from lib.hsp_wire import drop_unmarked_resets
+from lib.kernel import nstat_all, ss_listener, ss_listeners_by_cookie
+from lib.netns import socket_in
+from lib.proto import PROTOCOLS
+from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, parse, scrape
+from lib.tcp import (connect_many, fastopen_connect, hold_final_acks, release_final_acks,
+                     tcp_listener)
+
+FLOOD_MARK = 45
+FLOOD = os.path.join(REPO, "tests", "workload", "syn_flood.py")
+
+# Each qwatch counter and the nstat counter it must equal.
+KERNEL_NAMES = {
+    "handshakes": "TcpPassiveOpens",
+    "listen_overflows": "TcpExtListenOverflows",
+    "listen_drops": "TcpExtListenDrops",
+    "syn_queue_full_drops": "TcpExtTCPReqQFullDrop",
+    "syn_queue_full_cookies": "TcpExtTCPReqQFullDoCookies",
+    "syncookies_sent": "TcpExtSyncookiesSent",
+    "syncookies_recv": "TcpExtSyncookiesRecv",
+    "syncookies_failed": "TcpExtSyncookiesFailed",
+    "tfo_children": "TcpExtTCPFastOpenPassive",
+}
+
+
+def kernel_counts(ns):
+    values = nstat_all(ns)
+    return {field: values.get(name, 0) for field, name in KERNEL_NAMES.items()}
+
+
+def metric_counts(metrics_port, port):
+    """qwatch's counters of the listener on @port, from its /metrics."""
+    text = scrape(metrics_port)
+    return {field: metric_value(text, f"qwatch_{field}_total", lport=port)
+            for field in KERNEL_NAMES}
+
+
+def freeze_input(ns):
+    """Drops every packet @ns receives, so its counters stop moving."""
+    run(["nft", "-f", "-"], ns=ns,
+        input="table inet qwfreeze { chain input { type filter hook input priority 0; "
+              "policy drop; }; }")
+
+
+def assert_counts_equal_kernel(ns, before, read_qwatch, kernel=kernel_counts):
+    """With @ns's input frozen: once the kernel's counters (@kernel(@ns))
+    stand still across a read of qwatch's, the two must agree on each."""
+    seen = {}
+
+    def agree():
+        kernel_before = kernel(ns)
+        qwatch = read_qwatch()
+        if kernel(ns) != kernel_before:
+            return False
+        seen["kernel"] = {k: v - before[k] for k, v in kernel_before.items()}
+        seen["qwatch"] = qwatch
+        return qwatch == seen["kernel"]
+
+    def difference():
+        return {k: (seen["qwatch"][k], v) for k, v in seen["kernel"].items()
+                if seen["qwatch"][k] != v} if seen else "nstat never stood still"
+
+    wait_until(agree, timeout=30, interval=0.2, state=difference,
+               what="qwatch's counters to equal nstat's (qwatch, nstat)")
+    return seen["kernel"]
+
+
+@pytest.fixture(params=["kprobe", "fentry"])
+def qwatch(netns_pair, request):
+    """qwatch on the server's namespace with /metrics, in each attach mode."""
+    metrics_port = free_port()
+    with QwatchStream("--netns", str(netns_pair.server.inode), "--attach", request.param,
+                      "--metrics", f"127.0.0.1:{metrics_port}") as stream:
+        stream.metrics_port = metrics_port
+        yield stream
+
+
+def flood_from_both_cpus(pair, port, syns_per_cpu, first_sport=20000, proto="tcp"):
+    """Bare SYNs from two senders pinned to different vCPUs, at once."""
+    cpus = sorted(os.sched_getaffinity(0))
+    assert len(cpus) >= 2, "the flood needs two vCPUs"
+    senders = [subprocess.Popen(
+        ["ip", "netns", "exec", str(pair.client), "/usr/bin/python3", FLOOD,
+         "--src", pair.client_addr, "--dst", pair.server_addr, "--port", str(port),
+         "--first-sport", str(first_sport + i * syns_per_cpu), "--count", str(syns_per_cpu),
+         "--cpu", str(cpu), "--mark", str(FLOOD_MARK), "--proto", proto])
+        for i, cpu in enumerate(cpus[:2])]
+    for sender in senders:
+        assert sender.wait(scaled(120)) == 0
+
+
+def drop_events(qwatch, port):
+    return [e for e in qwatch.select(lport=port)
+            if e["event"] in ("syn_drop", "ack_drop", "overflow")]
+
+
+def connected(clients):
+    """How many of @clients' non-blocking connects have completed."""
+    done = 0
+    for client in clients:
+        try:
+            client.getpeername()
+            done += 1
+        except OSError:
+            pass
+    return done
+
+
+def clients_through_cookies(pair, port, backlog, clients, syns_per_cpu, cleanup):
+    """Syncookies on (the default): a flood from both CPUs fills the SYN
+    queue, so @clients real clients get cookies; their final ACKs are held
+    until every one has its SYN-ACK, then data from each of them completes
+    the handshake through its cookie, until the children overflow the
+    accept queue on the cookie ACK. Returns with the server's input frozen."""
+    server, client = pair.server, pair.client
+    assert run(["sysctl", "-n", "net.ipv4.tcp_syncookies"], ns=server).stdout.strip() == "1"
+    drop_unmarked_resets(client, FLOOD_MARK)
+    flood_from_both_cpus(pair, port, syns_per_cpu)
+    hold_final_acks(client, port)
+    conns = connect_many(client, pair.server_addr, port, clients)
+    for conn in conns:
+        cleanup.callback(conn.close)
+    wait_until(lambda: connected(conns) == clients, what=f"{clients} clients connected")
+    release_final_acks(client)
+    for conn in conns:
+        conn.send(b"x")
+    overflows = nstat_all(server).get("TcpExtListenOverflows", 0)
+    wait_until(lambda: ss_listener(server, port)[0] == backlog + 1, what="a full accept queue")
+    wait_until(lambda: nstat_all(server).get("TcpExtListenOverflows", 0) - overflows
+               >= clients - (backlog + 1), what="every extra client to overflow")
+    freeze_input(server)
+
+
+def test_syncookie_flood__counters_equal_nstat_with_clients_through_cookies(netns_pair, qwatch):
+    server = netns_pair.server
+    before = kernel_counts(server)
+    backlog, clients = 16, 40
+    with ExitStack() as cleanup:
+        listener, port = tcp_listener(server, netns_pair.server_addr, backlog)
+        cleanup.callback(listener.close)
+        clients_through_cookies(netns_pair, port, backlog, clients, 300, cleanup)
+
+        counted = assert_counts_equal_kernel(
+            server, before, lambda: metric_counts(qwatch.metrics_port, port))
+        # Every path this test is about was taken.
+        assert counted["syncookies_sent"] > 0 and counted["syncookies_recv"] > 0
+        assert counted["listen_overflows"] > 0 and counted["syn_queue_full_cookies"] > 0
+        # Every child that entered the accept queue was seen entering it,
+        # cookie children included (nothing accepts them).
+        recv_q = ss_listener(server, port)[0]
+        assert recv_q == backlog + 1
+        qwatch.wait_for(lambda q: len(q.select(event="ack_complete", lport=port)) == recv_q,
+                        what=f"{recv_q} ack_complete events",
+                        state=lambda q: len(q.select(event="ack_complete", lport=port)))
+        paths = {e["path"] for e in qwatch.select(event="ack_complete", lport=port)}
+        assert "syncookie" in paths
+        wait_until(lambda: metric_value(scrape(qwatch.metrics_port), "qwatch_accept_queue_length",
+                                        lport=port) == recv_q, what="the accept queue as ss has it")
+
+
+def test_syn_flood_cookies_off__syn_queue_full_drops_equal_nstat(netns_pair, qwatch):
+    """Syncookies off isolates TCPReqQFullDrop: SYNs beyond the full SYN
+    queue are dropped, from both CPUs at once; each drop event carries the
+    counter that counted it."""
+    server, client = netns_pair.server, netns_pair.client
+    run(["sysctl", "-qw", "net.ipv4.tcp_syncookies=0"], ns=server)
+    drop_unmarked_resets(client, FLOOD_MARK)
+    before = kernel_counts(server)
+    with ExitStack() as cleanup:
+        listener, port = tcp_listener(server, netns_pair.server_addr, 16)
+        cleanup.callback(listener.close)
+        flood_from_both_cpus(netns_pair, port, 300)
+        freeze_input(server)
+
+        counted = assert_counts_equal_kernel(
+            server, before, lambda: metric_counts(qwatch.metrics_port, port))
+        assert counted["syn_queue_full_drops"] > 0
+        assert counted["syncookies_sent"] == counted["listen_overflows"] == 0
+        lost = qwatch.latest(event="lost_events")
+        if not lost:
+            full = lambda q: [e for e in q.select(event="syn_drop", lport=port)
+                              if e["cause"] == "syn_queue_full_drops"]
+            qwatch.wait_for(lambda q: len(full(q)) == counted["syn_queue_full_drops"],
+                            what="a syn_drop event per TCPReqQFullDrop",
+                            state=lambda q: len(full(q)))
+        assert not qwatch.select(event="overflow", lport=port)
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS, ids=lambda p: p.name)
+def test_same_scenario_tcp_and_hsp__counters_equal_the_kernels(netns_pair, hsp_module, qwatch,
+                                                                proto):
+    """Syncookies off (HSP has none). Requests whose final ACKs are held
+    fill the SYN queue, a flood from both CPUs meets it full; then the
+    ACKs pass, the children fill the accept queue, and more clients
+    overflow it. HSP counts its drops in the namespace's counters as TCP
+    does, its handshakes in /proc/net/hsp_stat."""
+    server, client = netns_pair.server, netns_pair.client
+    run(["sysctl", "-qw", "net.ipv4.tcp_syncookies=0"], ns=server)
+    drop_unmarked_resets(client, FLOOD_MARK)
+    kernel = (lambda ns: {**kernel_counts(ns), "handshakes": hsp.stat(ns, "PassiveOpens")}) \
+        if proto.name == "hsp" else kernel_counts
+    before = kernel(server)
+    backlog = 4
+    with ExitStack() as cleanup:
+        listener, port = proto.listen(server, netns_pair.server_addr, backlog)
+        cleanup.callback(listener.close)
+
+        def connect(count):
+            for _ in range(count):
+                conn = proto.socket(client)
+                cleanup.callback(conn.close)
+                conn.setblocking(False)
+                conn.connect_ex((netns_pair.server_addr, port))
+
+        def moved(name):
+            return kernel(server)[name] - before[name]
+
+        run(["nft", "-f", "-"], ns=client, input=f"""table inet qwhold {{
+            chain output {{ type filter hook output priority 0;
+                {proto.final_ack_match(port)} drop; }}; }}""")
+        connect(backlog)
+        wait_until(lambda: proto.queues(server, port)["syn_queue"] == backlog,
+                   what="a full SYN queue")
+        flood_from_both_cpus(netns_pair, port, 150, proto=proto.name)
+        run(["nft", "delete", "table", "inet", "qwhold"], ns=client)
+        # The ACKs come again with the SYN-ACKs' retransmissions.
+        wait_until(lambda: moved("handshakes") == backlog, what="the held handshakes")
+        connect(4)
+        wait_until(lambda: moved("listen_overflows") >= 3, what="clients overflowing")
+        freeze_input(server)
+
+        counted = assert_counts_equal_kernel(
+            server, before, lambda: metric_counts(qwatch.metrics_port, port), kernel)
+        assert counted["syn_queue_full_drops"] > 0
+        assert counted["handshakes"] == backlog + 1
+
+
+def test_fastopen__tfo_children_equal_nstat(netns_pair, qwatch):
+    """TFO is off for servers by default (tcp_fastopen=1): turned on in the
+    server's namespace only. Children created at the SYN enter the accept
+    queue at once."""
+    server, client = netns_pair.server, netns_pair.client
+    run(["sysctl", "-qw", "net.ipv4.tcp_fastopen=3"], ns=server)
+    before = kernel_counts(server)
+    connections = 6
+    with ExitStack() as cleanup:
+        listener, port = tcp_listener(server, netns_pair.server_addr, 16)
+        cleanup.callback(listener.close)
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_FASTOPEN, 16)
+        for _ in range(connections):
+            conn = socket_in(client, socket.AF_INET, socket.SOCK_STREAM)
+            cleanup.callback(conn.close)
+            # The first gets a cookie, the others send data in their SYN.
+            fastopen_connect(conn, (netns_pair.server_addr, port), b"hello")
+            wait_until(lambda: connected([conn]), what="a TFO connect")
+        wait_until(lambda: ss_listener(server, port)[0] == connections,
+                   what=f"{connections} children queued")
+        freeze_input(server)
+
+        counted = assert_counts_equal_kernel(
+            server, before, lambda: metric_counts(qwatch.metrics_port, port))
+        assert counted["tfo_children"] == connections - 1
+        fastopen = lambda q: q.select(event="ack_complete", lport=port, path="fastopen")
+        qwatch.wait_for(lambda q: len(fastopen(q)) == counted["tfo_children"],
+                        what="an ack_complete at fastopen per TCPFastOpenPassive",
+                        state=lambda q: len(fastopen(q)))
+
+
+def test_defer_accept__bare_acks_are_no_listen_drops(netns_pair, qwatch):
+    """TCP_DEFER_ACCEPT drops the bare final ACK and keeps the request:
+    the listener's sk_drops grows, the kernel's ListenDrops does not, and
+    neither may qwatch's listen_drops."""
+    server, client = netns_pair.server, netns_pair.client
+    before = kernel_counts(server)
+    clients = 4
+    with ExitStack() as cleanup:
+        listener, port = tcp_listener(server, netns_pair.server_addr, 16)
+        cleanup.callback(listener.close)
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 30)
+        conns = connect_many(client, netns_pair.server_addr, port, clients)
+        for conn in conns:
+            cleanup.callback(conn.close)
+        wait_until(lambda: ss_listener(server, port)[2] >= clients,
+                   what="the bare ACKs in the listener's sk_drops")
+        for conn in conns:
+            conn.send(b"data")
+        wait_until(lambda: ss_listener(server, port)[0] == clients,
+                   what="children once data came")
+        freeze_input(server)
+
+        counted = assert_counts_equal_kernel(
+            server, before, lambda: metric_counts(qwatch.metrics_port, port))
+        assert counted["listen_drops"] == 0 and counted["handshakes"] == clients
+        assert not drop_events(qwatch, port)
+
+
+def test_syn_retransmits_at_live_requests__no_drops(netns_pair, qwatch):
+    """A client that never sees the SYN-ACK retransmits its SYN to a live
+    request: the kernel answers it again and counts no drop."""
+    server, client = netns_pair.server, netns_pair.client
+    before = kernel_counts(server)
+    clients = 3
+    with ExitStack() as cleanup:
+        listener, port = tcp_listener(server, netns_pair.server_addr, 16)
+        cleanup.callback(listener.close)
+        run(["nft", "-f", "-"], ns=client, input=f"""table inet qwnosynack {{
+            chain input {{ type filter hook input priority 0;
+                tcp sport {port} tcp flags & (syn | ack) == syn | ack drop; }}; }}""")
+        retrans_before = nstat_all(client).get("TcpExtTCPSynRetrans", 0)
+        conns = connect_many(client, netns_pair.server_addr, port, clients)
+        for conn in conns:
+            cleanup.callback(conn.close)
+        wait_until(lambda: nstat_all(client).get("TcpExtTCPSynRetrans", 0) - retrans_before
+                   >= clients, timeout=60, what="every client's SYN retransmitted")
+        freeze_input(server)
+
+        counted = assert_counts_equal_kernel(
+            server, before, lambda: metric_counts(qwatch.metrics_port, port))
+        assert counted["listen_drops"] == 0
+        assert not drop_events(qwatch, port)
+
+
+def test_once_over_an_interval__json_counters_equal_nstat(netns_pair):
+    """`qwatch --once --json INTERVAL`, ended early by SIGINT: the listener
+    objects carry what was counted meanwhile, under the documented names."""
+    server = netns_pair.server
+    with ExitStack() as cleanup:
+        read_fd, write_fd = os.pipe()
+        once = subprocess.Popen([QWATCH, "--once", "--json", "--netns", str(server.inode),
+                                 "--ready-fd", str(write_fd), "3600"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                pass_fds=(write_fd,))
+        cleanup.callback(lambda: once.poll() is None and once.kill())
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as ready:
+            assert ready.read(1), f"qwatch --once never became ready: {once.stderr.read()}"
+        before = kernel_counts(server)
+        listener, port = tcp_listener(server, netns_pair.server_addr, 8)
+        cleanup.callback(listener.close)
+        clients_through_cookies(netns_pair, port, 8, 12, 100, cleanup)
+        wait_until(lambda: kernel_counts(server) == kernel_counts(server), what="nstat still")
+        after = kernel_counts(server)
+
+        once.send_signal(signal.SIGINT)
+        out, err = once.communicate(timeout=scaled(60))
+        assert once.returncode == 0, err
+        [row] = [parse(line) for line in out.splitlines() if parse(line)["lport"] == port]
+        assert {k: row[k] for k in KERNEL_NAMES} == {k: after[k] - before[k] for k in KERNEL_NAMES}
+        assert row["syncookies_recv"] > 0 and row["accept_queue"] == ss_listener(server, port)[0]
+
+
+def test_reuseport_group__one_row_and_series_per_listener(netns_pair):
+    """Four processes listening on one port with SO_REUSEPORT: four rows,
+    four series, each equal to its own ss line (matched by socket cookie)."""
+    server, client = netns_pair.server, netns_pair.client
+    group = 4
+    program = (
+        "import os, socket, sys\n"
+        "s = socket.socket()\n"
+        "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n"
+        f"s.bind(('{netns_pair.server_addr}', int(sys.argv[1])))\n"
+        "s.listen(64)\n"
+        "print(s.getsockname()[1], flush=True)\n"
+        "sys.stdin.read()\n")
+    with ExitStack() as cleanup:
+        processes, port = [], 0
+        for _ in range(group):
+            proc = subprocess.Popen(["ip", "netns", "exec", str(server), "/usr/bin/python3",
+                                     "-c", program, str(port)], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, text=True)
+            cleanup.callback(proc.wait)
+            cleanup.callback(proc.stdin.close)
+            port = int(proc.stdout.readline())
+            processes.append(proc)
+        conns = connect_many(client, netns_pair.server_addr, port, 24)
+        for conn in conns:
+            cleanup.callback(conn.close)
+        wait_until(lambda: sum(q for q, _ in ss_listeners_by_cookie(server, port).values()) == 24,
+                   what="24 children across the group")
+        ss = ss_listeners_by_cookie(server, port)
+        assert len(ss) == group
+
+        rows = [parse(line) for line in run([QWATCH, "--once", "--json", "--netns",
+                                             str(server.inode)]).stdout.splitlines()]
+        rows = [r for r in rows if r["lport"] == port]
+        assert {r["cookie"]: (r["accept_queue"], r["accept_max"]) for r in rows} == ss
+        assert sorted(r["pid"] for r in rows) == sorted(p.pid for p in processes)
+
+        metrics_port = free_port()
+        with QwatchStream("--netns", str(server.inode), "--metrics",
+                          f"127.0.0.1:{metrics_port}"):
+            text = scrape(metrics_port)
+        series = [line for line in text.splitlines()
+                  if line.startswith("qwatch_accept_queue_length{") and f'lport="{port}"' in line]
+        by_cookie = {int(line.split('cookie="')[1].split('"')[0]): int(line.rsplit(" ", 1)[1])
+                     for line in series}
+        assert len(series) == group and by_cookie == {c: q for c, (q, _) in ss.items()}
