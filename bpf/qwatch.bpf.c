@@ -224,7 +224,7 @@ static __always_inline __u32 sk_netns(const struct sock *sk, bool direct)
 static __always_inline bool listener_selected(const struct sock *sk, enum qwatch_event_type type,
 					      bool direct)
 {
-	__u8 protocol = READ(direct, sk, sk_protocol);
+	__u16 protocol = READ(direct, sk, sk_protocol);
 
 	if (protocol != IPPROTO_TCP && protocol != QWATCH_IPPROTO_HSP)
 		return false;
@@ -278,77 +278,6 @@ static __always_inline void read_queues(struct qwatch_event *e, const struct soc
 	read_local(e, sk, direct);
 }
 
-/* Whether @sk is a listener qwatch reports on (a close: was one). */
-static __always_inline bool watched(const struct sock *sk, enum qwatch_event_type type, bool direct)
-{
-	if (!sk || !listener_selected(sk, type, direct))
-		return false;
-	/* Requests of a closed listener expire later: it is gone already. */
-	return type == QWATCH_CLOSE || READ(direct, sk, __sk_common.skc_state) == TCP_LISTEN;
-}
-
-/* What an event says beyond its type and listener. */
-struct transition {
-	enum qwatch_event_type type;
-	enum qwatch_stage stage;
-	enum qwatch_cause cause;
-	enum qwatch_path path;
-	__u64 latency_ns;
-};
-
-/*
- * Queues one event; returns false when the listener is not watched (so
- * nothing about it needs remembering), true otherwise, even if the event
- * was lost to a full ring buffer. @direct: @sk is a BTF pointer;
- * @peer_direct: so is @peer.
- */
-static __always_inline bool emit_transition(const struct transition *t, const struct sock *sk,
-					    const void *peer, bool direct, bool peer_direct)
-{
-	struct qwatch_event *e;
-	__u32 zero = 0;
-	__u64 *lost;
-
-	if (!watched(sk, t->type, direct))
-		return false;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		lost = bpf_map_lookup_elem(&lost_events, &zero);
-		if (lost)
-			(*lost)++;
-		return true;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
-	e->type = t->type;
-	e->stage = t->stage;
-	e->cause = t->cause;
-	e->path = t->path;
-	e->latency_ns = t->latency_ns;
-	if (t->type == QWATCH_LISTEN || t->type == QWATCH_ACCEPT)
-		e->pid = bpf_get_current_pid_tgid() >> 32;
-	read_queues(e, sk, direct);
-	read_peer(e, peer, peer_direct);
-	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ?
-			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-	return true;
-}
-
-static __always_inline bool emit_timed(enum qwatch_event_type type, const struct sock *sk,
-				       const void *peer, __u64 latency_ns, bool direct,
-				       bool peer_direct)
-{
-	struct transition t = { .type = type, .latency_ns = latency_ns };
-
-	return emit_transition(&t, sk, peer, direct, peer_direct);
-}
-
-static __always_inline bool emit(enum qwatch_event_type type, const struct sock *sk,
-				 const void *peer)
-{
-	return emit_timed(type, sk, peer, 0, false, false);
-}
-
 /* @sk's counters, created zero on its first count; NULL if no room. */
 static __always_inline struct qwatch_counters *counters_of(const struct sock *sk)
 {
@@ -394,6 +323,80 @@ static __always_inline struct qwatch_counters *counters_of(const struct sock *sk
 		if (watched(sk, QWATCH_SNAPSHOT, direct))			\
 			COUNT(sk, field, 1);					\
 	} while (0)
+
+/* Whether @sk is a listener qwatch reports on (a close: was one). */
+static __always_inline bool watched(const struct sock *sk, enum qwatch_event_type type, bool direct)
+{
+	if (!sk || !listener_selected(sk, type, direct))
+		return false;
+	/* Requests of a closed listener expire later: it is gone already. */
+	return type == QWATCH_CLOSE || READ(direct, sk, __sk_common.skc_state) == TCP_LISTEN;
+}
+
+/* What an event says beyond its type and listener. */
+struct transition {
+	enum qwatch_event_type type;
+	enum qwatch_stage stage;
+	enum qwatch_cause cause;
+	enum qwatch_path path;
+	__u64 latency_ns;
+};
+
+/*
+ * Queues one event; returns false when the listener is not watched (so
+ * nothing about it needs remembering), true otherwise, even if the event
+ * was lost to a full ring buffer. @direct: @sk is a BTF pointer;
+ * @peer_direct: so is @peer.
+ */
+static __always_inline bool emit_transition(const struct transition *t, const struct sock *sk,
+					    const void *peer, bool direct, bool peer_direct)
+{
+	struct qwatch_event *e;
+	__u32 zero = 0;
+	__u64 *lost;
+
+	if (!watched(sk, t->type, direct))
+		return false;
+	/* Its counters' entry also says it is alive (see dump_listeners). */
+	if (t->type != QWATCH_CLOSE)
+		counters_of(sk);
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		lost = bpf_map_lookup_elem(&lost_events, &zero);
+		if (lost)
+			(*lost)++;
+		return true;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->type = t->type;
+	e->stage = t->stage;
+	e->cause = t->cause;
+	e->path = t->path;
+	e->latency_ns = t->latency_ns;
+	if (t->type == QWATCH_LISTEN || t->type == QWATCH_ACCEPT)
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+	read_queues(e, sk, direct);
+	read_peer(e, peer, peer_direct);
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ?
+			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	return true;
+}
+
+static __always_inline bool emit_timed(enum qwatch_event_type type, const struct sock *sk,
+				       const void *peer, __u64 latency_ns, bool direct,
+				       bool peer_direct)
+{
+	struct transition t = { .type = type, .latency_ns = latency_ns };
+
+	return emit_transition(&t, sk, peer, direct, peer_direct);
+}
+
+static __always_inline bool emit(enum qwatch_event_type type, const struct sock *sk,
+				 const void *peer)
+{
+	return emit_timed(type, sk, peer, 0, false, false);
+}
 
 static __always_inline void read_mib(const struct sock *sk, struct mib_sample *s)
 {
@@ -1000,18 +1003,21 @@ int BPF_PROG(inet_csk_accept_exit, struct sock *sk)
 }
 
 /*
- * The snapshot: every listening socket some process holds, in any netns.
- * Walking files rather than one protocol's hash tables finds TCP and HSP
- * listeners alike and names a process holding each.
+ * The snapshot: every listening socket some process holds, in any netns
+ * (of the processes in qwatch's pid namespace). Walking files rather than
+ * one protocol's hash tables finds TCP, HSP and MPTCP listeners alike and
+ * names a process holding each.
  */
 SEC("iter/task_file")
 int dump_listeners(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
+	const struct sock *listener;
 	struct qwatch_event e = {};
 	struct socket *sock;
 	struct sock *sk;
+	__u64 cookie;
 
 	if (!task || !file)
 		return 0;
@@ -1019,18 +1025,40 @@ int dump_listeners(struct bpf_iter__task_file *ctx)
 	if (!sock)
 		return 0;
 	sk = sock->sk;
-	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN ||
-	    !listener_selected(sk, QWATCH_SNAPSHOT, false))
+	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN)
 		return 0;
-	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	/* The socket the user holds: its cookie is the one SO_COOKIE gives. */
+	cookie = bpf_get_socket_cookie(sk);
+	listener = sk;
+	if (BPF_CORE_READ(sk, sk_protocol) == QWATCH_IPPROTO_MPTCP) {
+		/*
+		 * An MPTCP listener's queues are its first subflow's, a TCP
+		 * listener in TCP's tables that no fd points to: the row is
+		 * that one, as MPTCP's.
+		 */
+		if (!bpf_core_type_exists(struct mptcp_sock))
+			return 0;
+		listener = BPF_CORE_READ((struct mptcp_sock *)sk, first);
+		if (!listener || BPF_CORE_READ(listener, __sk_common.skc_state) != TCP_LISTEN)
+			return 0;
+		e.mptcp = 1;
+	}
+	if (!listener_selected(listener, QWATCH_SNAPSHOT, false))
+		return 0;
+	e.family = BPF_CORE_READ(listener, __sk_common.skc_family);
 	if (e.family != AF_INET && e.family != AF_INET6)
 		return 0;
 	e.ts_ns = bpf_ktime_get_ns();
 	e.type = QWATCH_SNAPSHOT;
 	e.pid = BPF_CORE_READ(task, tgid);
-	read_queues(&e, sk, false);
-	/* Gives the socket its cookie if nothing has yet: events carry it after. */
-	e.cookie = bpf_get_socket_cookie(sk);
+	read_queues(&e, listener, false);
+	e.cookie = cookie;
+	/*
+	 * Its counters' entry, deleted when it stops listening, tells the
+	 * reader that a listener no process holds any longer (in flight in
+	 * an SCM_RIGHTS message, kernel-owned) is still there.
+	 */
+	counters_of(listener);
 	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
 	return 0;
 }

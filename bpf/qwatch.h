@@ -13,6 +13,8 @@
 
 /* IP protocol number of HSP (kmod/, RFC 3692 experimental). */
 #define QWATCH_IPPROTO_HSP	253
+/* sk_protocol of an MPTCP socket (not an IP protocol: over 255). */
+#define QWATCH_IPPROTO_MPTCP	262
 
 /* What happened to a listener; the JSON names are in user/. */
 enum qwatch_event_type {
@@ -113,7 +115,7 @@ struct qwatch_event {
 	__u8 stage;		/* enum qwatch_stage */
 	__u8 cause;		/* enum qwatch_cause: drops */
 	__u8 path;		/* enum qwatch_path: ack_complete */
-	__u8 reserved[1];
+	__u8 mptcp;		/* snapshot: the TCP listener is an MPTCP socket's */
 };
 
 #ifdef __cplusplus

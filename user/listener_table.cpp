@@ -13,8 +13,15 @@ ListenerState &ListenerTable::upsert(const qwatch_event &event)
   if (inserted)
     state.id = next_id_++;
   state.latest = event;
-  if (event.cookie)
+  // The snapshot's are those of the socket the user holds (an MPTCP
+  // socket's, where events come from its TCP listener).
+  if (event.type == QWATCH_SNAPSHOT) {
+    state.mptcp = event.mptcp;
     state.cookie = event.cookie;
+  } else if (!state.cookie) {
+    state.cookie = event.cookie;
+  }
+  state.latest.mptcp = state.mptcp;
   state.peak_syn_queue = std::max(state.peak_syn_queue, event.syn_queue);
   state.peak_accept_queue = std::max(state.peak_accept_queue, event.accept_queue);
   if (event.pid)
@@ -37,8 +44,10 @@ uint32_t ListenerTable::apply_event(qwatch_event &event)
     return id;
   }
   ListenerState &state = upsert(event);
-  if (!event.cookie)
+  // Printed as the row it belongs to.
+  if (state.cookie)
     event.cookie = state.cookie;
+  event.mptcp = state.mptcp;
   if (event.type == QWATCH_ACK_COMPLETE && event.latency_ns)
     state.handshake_time.record(event.latency_ns);
   else if (event.type == QWATCH_ACCEPT && event.latency_ns)
@@ -91,6 +100,10 @@ void ListenerTable::finish_resync(const CountersByListener &before,
         state.unseen_accepts = static_cast<uint64_t>(now - state.baseline);
     }
     current.emplace(sock, std::move(state));
+  }
+  for (auto &[sock, state] : listeners_) {
+    if (!current.contains(sock) && after.contains(sock))
+      current.emplace(sock, std::move(state));
   }
   listeners_ = std::move(current);
   resync_.clear();

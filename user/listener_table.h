@@ -17,6 +17,7 @@ namespace qwatch {
 struct ListenerState {
   uint32_t id = 0;              // small, stable number for this run
   uint64_t cookie = 0;          // the socket cookie, once something gave it one
+  bool mptcp = false;           // the TCP listener of an MPTCP socket (snapshot)
   qwatch_event latest{};        // the kernel's values at the last event or snapshot
   qwatch_counters counters{};   // the kernel's counts, as last read from the BPF map
   uint32_t peak_syn_queue = 0;  // highest values seen since the reader started
@@ -46,7 +47,9 @@ class ListenerTable {
   // A resync in two steps: begin_resync() with the snapshot (one record per
   // listener and process holding it), then the events still in the ring
   // buffer are applied, then finish_resync() takes the snapshot's values,
-  // keeping peaks and histograms; listeners absent from it are gone.
+  // keeping peaks and histograms. Listeners absent from it that are still
+  // listening (their counters exist: held by no process, in flight in an
+  // SCM_RIGHTS message, kernel-owned) stay; the others are gone.
   // @before and @after: the counters read before the snapshot was taken
   // and after its events were applied.
   void begin_resync(const std::vector<qwatch_event> &snapshot);

@@ -454,6 +454,7 @@ class Watch {
     table_.begin_resync(snapshot);
     tracer_.drain();
     table_.finish_resync(before, tracer_.all_counters());
+    snapshots_++;
     refresh_counters();
     netns_names_.refresh();
   }
@@ -509,6 +510,7 @@ class Watch {
   NetnsNames netns_names_;
   RateMeter rates_;
   uint64_t lost_reported_ = 0;
+  uint64_t snapshots_ = 0;
   DelayMeter delays_;
   Tracer tracer_;  // after what its callback uses
   std::optional<MetricsServer> metrics_;
@@ -551,7 +553,10 @@ int Watch::run()
   auto next_check = std::chrono::steady_clock::now();
   auto render_metrics_now = [this](bool openmetrics) {
     refresh_counters();
-    return render_metrics(shown_listeners(), tracer_.lost_events(), tracer_.uncounted(),
+    return render_metrics(shown_listeners(),
+                          {.lost_events = tracer_.lost_events(),
+                           .uncounted = tracer_.uncounted(),
+                           .snapshots = snapshots_},
                           openmetrics);
   };
   std::vector<pollfd> fds;

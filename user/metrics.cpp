@@ -80,7 +80,7 @@ std::string labels_of(const ListenerState &state, const std::string &extra = "")
 {
   const qwatch_event &e = state.latest;
   std::string labels = "{netns=\"" + std::to_string(e.netns) + "\",proto=\"" +
-                       protocol_name(e.protocol) + "\",laddr=\"" +
+                       protocol_name(e) + "\",laddr=\"" +
                        address_string(e.family, e.laddr) + "\",lport=\"" + std::to_string(e.lport) +
                        "\",cookie=\"" + std::to_string(state.cookie) + "\"";
   if (uint32_t pid = listener_pid(state)) {
@@ -125,7 +125,7 @@ std::string http_response(std::string_view status, std::string_view type, const 
 }  // namespace
 
 std::string render_metrics(const std::vector<const ListenerState *> &listeners,
-                           uint64_t lost_events, uint64_t uncounted, bool openmetrics)
+                           const ReaderCounts &reader, bool openmetrics)
 {
   Exposition out(openmetrics);
   struct Gauge {
@@ -160,10 +160,12 @@ std::string render_metrics(const std::vector<const ListenerState *> &listeners,
   }
   out.family("qwatch_lost_events", "counter",
              "Events dropped because the ring buffer was full; counters and queues are exact.");
-  out.sample("qwatch_lost_events_total", "", lost_events);
+  out.sample("qwatch_lost_events_total", "", reader.lost_events);
   out.family("qwatch_uncounted", "counter",
              "Counts lost because more listeners were counted than qwatch has room for.");
-  out.sample("qwatch_uncounted_total", "", uncounted);
+  out.sample("qwatch_uncounted_total", "", reader.uncounted);
+  out.family("qwatch_snapshots", "counter", "Resyncs of every listener from the kernel.");
+  out.sample("qwatch_snapshots_total", "", reader.snapshots);
 
   out.family("qwatch_handshake_duration_seconds", "histogram",
              "From SYN queued to child created (the final ACK's arrival).");

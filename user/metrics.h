@@ -19,10 +19,17 @@
 
 namespace qwatch {
 
+// What qwatch itself counted, exported without labels.
+struct ReaderCounts {
+  uint64_t lost_events;  // to a full ring buffer
+  uint64_t uncounted;    // counts lost to a full counters map
+  uint64_t snapshots;    // resyncs from the listener iterator
+};
+
 // The exposition of every listener; @openmetrics selects OpenMetrics 1.0
 // over the Prometheus 0.0.4 text format.
 std::string render_metrics(const std::vector<const ListenerState *> &listeners,
-                           uint64_t lost_events, uint64_t uncounted, bool openmetrics);
+                           const ReaderCounts &reader, bool openmetrics);
 
 // "ADDR:PORT", "[V6ADDR]:PORT" or ":PORT" (every address); false if malformed.
 bool parse_endpoint(const std::string &text, sockaddr_storage &address, socklen_t &length);

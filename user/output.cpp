@@ -74,7 +74,7 @@ const char *stage_name(uint8_t stage)
 void listener_fields(JsonObject &json, const qwatch_event &e, uint32_t id)
 {
   json.number("id", id)
-      .string("proto", protocol_name(e.protocol))
+      .string("proto", protocol_name(e))
       .string("family", e.family == AF_INET6 ? "inet6" : "inet")
       .number("netns", e.netns)
       .string("laddr", address_string(e.family, e.laddr))
@@ -141,9 +141,11 @@ const char *event_name(uint8_t type)
   return type < kEventNames.size() ? kEventNames[type] : "unknown";
 }
 
-const char *protocol_name(uint8_t protocol)
+const char *protocol_name(const qwatch_event &e)
 {
-  switch (protocol) {
+  if (e.mptcp)
+    return "mptcp";
+  switch (e.protocol) {
   case IPPROTO_TCP:
     return "tcp";
   case QWATCH_IPPROTO_HSP:
@@ -269,7 +271,7 @@ void print_table(std::FILE *out, const std::vector<TableRow> &rows, const TableO
     if (pid)
       process = process_name(pid).value_or("?") + "[" + std::to_string(pid) + "]";
     std::fprintf(out, "%-12s %-5s %-22s %s %5u %s %5u %6llu %6llu %7.1f %7.1f %9.1f %s\n",
-                 options.netns_names.label(e.netns).c_str(), protocol_name(e.protocol),
+                 options.netns_names.label(e.netns).c_str(), protocol_name(e),
                  local_endpoint(e).c_str(),
                  queue_cell(e.syn_queue, e.accept_max, options.color).c_str(), state.peak_syn_queue,
                  queue_cell(e.accept_queue, e.accept_max, options.color).c_str(),
@@ -298,7 +300,7 @@ std::string event_line(const qwatch_event &e, const NetnsNames &netns_names,
       "%s.%06lld %-17s %-12s %-4s %-22s peer %-22s "
       "syn %u/%u accept %u/%u",
       clock, static_cast<long long>(wall_ns % 1000000000 / 1000), event_name(e.type),
-      netns_names.label(e.netns).c_str(), protocol_name(e.protocol), local_endpoint(e).c_str(),
+      netns_names.label(e.netns).c_str(), protocol_name(e), local_endpoint(e).c_str(),
       peer_endpoint(e).c_str(), e.syn_queue, e.accept_max, e.accept_queue, e.accept_max);
   std::string text(line, static_cast<size_t>(std::max(n, 0)));
   if (const char *stage = stage_name(e.stage))
@@ -316,7 +318,7 @@ void print_histograms(std::FILE *out, const std::vector<const ListenerState *> &
 {
   for (const ListenerState *state : listeners) {
     const qwatch_event &e = state->latest;
-    std::string name = std::string(protocol_name(e.protocol)) + " " + local_endpoint(e) +
+    std::string name = std::string(protocol_name(e)) + " " + local_endpoint(e) +
                        " (netns " + netns_names.label(e.netns) + ")";
     if (state->handshake_time.count())
       state->handshake_time.print(out, "\nhandshake time, SYN queued -> child created: " + name);

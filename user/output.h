@@ -16,7 +16,8 @@
 namespace qwatch {
 
 const char *event_name(uint8_t type);
-const char *protocol_name(uint8_t protocol);
+// tcp, hsp, or mptcp for the TCP listener of an MPTCP socket.
+const char *protocol_name(const qwatch_event &event);
 std::string address_string(uint16_t family, const uint8_t *address);
 
 // Each of struct qwatch_counters' fields and its name in JSON (and, with
