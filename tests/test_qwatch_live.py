@@ -252,12 +252,15 @@ def test_accept__more_callers_blocked_than_a_kretprobe_has_instances__every_one_
         netns_pair, hsp_module, proto, mode):
     """Prefork servers and thread pools block many threads in accept(): a
     kretprobe has max(10, 2 x CPUs) instances, one per caller blocked
-    inside. Every accept the callers got must be an accept event."""
+    inside. Every accept the callers got must be an accept event, and
+    counted."""
     callers = 64
     server, addr = netns_pair.server, netns_pair.server_addr
     accepted = []
+    metrics_port = free_port()
     with contextlib.ExitStack() as cleanup, \
-            QwatchStream("--attach", mode, "--netns", server.name) as qwatch:
+            QwatchStream("--attach", mode, "--netns", server.name,
+                         "--metrics", f"127.0.0.1:{metrics_port}") as qwatch:
         listener, port = proto.listen(server, addr, callers)
         cleanup.callback(listener.close)
         threads = [threading.Thread(target=lambda: accepted.append(listener.accept()[0]),
@@ -280,6 +283,7 @@ def test_accept__more_callers_blocked_than_a_kretprobe_has_instances__every_one_
                         what=f"{callers} accept events",
                         state=lambda q: f"{len(q.select(event='accept', lport=port))} accepts")
         assert proto.queues(server, port)["accept_queue"] == 0
+        assert metric_value(scrape(metrics_port), "qwatch_accepts_total", lport=port) == callers
 
 
 class Prometheus(Background):
