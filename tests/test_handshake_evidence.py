@@ -64,7 +64,10 @@ class Scene:
         self.pair, self.port, self.sports = pair, port, sports
         self.listener = socket_in(pair.server, socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind((pair.server_addr, port))
-        self.listener.listen(8)
+        # Backlog 16: with more than half as many requests as the backlog
+        # (and 8 at least), the timer would prune requests held past two
+        # timeouts, before their ACK is let through.
+        self.listener.listen(16)
         self.qwatch = QwatchStream("--netns", pair.server.name, "--port", str(port))
         self.clients = HeldClients(pair, port, sports)
         self.qwatch.wait_for(lambda q: len(self.shown()) == len(sports),

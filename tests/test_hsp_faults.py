@@ -100,7 +100,10 @@ def test_listener_closed_in_a_reuseport_group__requests_migrate_for_tcp_only(hsp
     for proto in PROTOCOLS:
         with NetNSPair() as pair:
             run(["sysctl", "-qw", "net.ipv4.tcp_migrate_req=1"], ns=pair.server)
-            closing = reuseport_listener(proto, pair.server, pair.server_addr, 0, clients)
+            # Backlog 2 * clients: the timer prunes requests held past two
+            # timeouts in a queue more than half full (reqsk_timer_handler()).
+            backlog = 2 * clients
+            closing = reuseport_listener(proto, pair.server, pair.server_addr, 0, backlog)
             port = closing.getsockname()[1]
             run(["nft", "-f", "-"], ns=pair.client, input=f"""table inet qwhold {{
                 chain output {{ type filter hook output priority 0;
@@ -112,7 +115,7 @@ def test_listener_closed_in_a_reuseport_group__requests_migrate_for_tcp_only(hsp
             wait_until(lambda: proto.requests(pair.server, port) == clients,
                        what=f"{proto.name}: {clients} requests")
             # Joins the group after the SYNs: every request is the closing one's.
-            survivor = reuseport_listener(proto, pair.server, pair.server_addr, port, clients)
+            survivor = reuseport_listener(proto, pair.server, pair.server_addr, port, backlog)
             closing.close()
             run(["nft", "delete", "table", "inet", "qwhold"], ns=pair.client)
             accepted = []

@@ -19,7 +19,7 @@ import pytest
 
 from lib import REPO, hsp
 from lib.cmd import run, scaled, wait_until
-from lib.hsp_wire import drop_unmarked_resets
+from lib.hsp_wire import drop_unmarked_resets, stop_dropping_resets
 from lib.kernel import nstat_all, ss_listener, ss_listeners_by_cookie
 from lib.netns import socket_in
 from lib.proto import PROTOCOLS
@@ -136,8 +136,10 @@ def clients_through_cookies(pair, port, backlog, clients, syns_per_cpu, cleanup)
     server, client = pair.server, pair.client
     assert run(["sysctl", "-n", "net.ipv4.tcp_syncookies"], ns=server).stdout.strip() == "1"
     drop_unmarked_resets(client, FLOOD_MARK)
-    flood_from_both_cpus(pair, port, syns_per_cpu)
+    # Held before the flood, so that the clients connect while the flood's
+    # requests (pruned after two timeouts in a full queue) still fill it.
     hold_final_acks(client, port)
+    flood_from_both_cpus(pair, port, syns_per_cpu)
     conns = connect_many(client, pair.server_addr, port, clients)
     for conn in conns:
         cleanup.callback(conn.close)
@@ -210,18 +212,25 @@ def test_syn_flood_cookies_off__syn_queue_full_drops_equal_nstat(netns_pair, qwa
 @pytest.mark.parametrize("proto", PROTOCOLS, ids=lambda p: p.name)
 def test_same_scenario_tcp_and_hsp__counters_equal_the_kernels(netns_pair, hsp_module, qwatch,
                                                                 proto):
-    """Syncookies off (HSP has none). Requests whose final ACKs are held
-    fill the SYN queue, a flood from both CPUs meets it full; then the
-    ACKs pass, the children fill the accept queue, and more clients
-    overflow it. HSP counts its drops in the namespace's counters as TCP
-    does, its handshakes in /proc/net/hsp_stat."""
+    """Syncookies off (HSP has none). A flood from both CPUs fills the SYN
+    queue (it takes backlog + 1 requests: the kernel's test is qlen >
+    backlog) and meets it full; once the client's resets clear the flood's
+    requests, clients fill the accept queue and more of them overflow it.
+    HSP counts its drops in the namespace's counters as TCP does, its
+    handshakes in /proc/net/hsp_stat.
+
+    The flood's requests stand for held final ACKs: real clients held in a
+    full SYN queue are pruned after two timeouts ("reserve half of room for
+    young embrions"), so whether they complete would depend on how fast the
+    flood is sent."""
     server, client = netns_pair.server, netns_pair.client
     run(["sysctl", "-qw", "net.ipv4.tcp_syncookies=0"], ns=server)
-    drop_unmarked_resets(client, FLOOD_MARK)
     kernel = (lambda ns: {**kernel_counts(ns), "handshakes": hsp.stat(ns, "PassiveOpens")}) \
         if proto.name == "hsp" else kernel_counts
     before = kernel(server)
+    segments_before = proto.segments_in(server)
     backlog = 4
+    syns_per_cpu = 150
     with ExitStack() as cleanup:
         listener, port = proto.listen(server, netns_pair.server_addr, backlog)
         cleanup.callback(listener.close)
@@ -236,17 +245,19 @@ def test_same_scenario_tcp_and_hsp__counters_equal_the_kernels(netns_pair, hsp_m
         def moved(name):
             return kernel(server)[name] - before[name]
 
-        run(["nft", "-f", "-"], ns=client, input=f"""table inet qwhold {{
-            chain output {{ type filter hook output priority 0;
-                {proto.final_ack_match(port)} drop; }}; }}""")
-        connect(backlog)
-        wait_until(lambda: proto.queues(server, port)["syn_queue"] == backlog,
-                   what="a full SYN queue")
-        flood_from_both_cpus(netns_pair, port, 150, proto=proto.name)
-        run(["nft", "delete", "table", "inet", "qwhold"], ns=client)
-        # The ACKs come again with the SYN-ACKs' retransmissions.
-        wait_until(lambda: moved("handshakes") == backlog, what="the held handshakes")
-        connect(4)
+        drop_unmarked_resets(client, FLOOD_MARK)
+        flood_from_both_cpus(netns_pair, port, syns_per_cpu, proto=proto.name)
+        wait_until(lambda: proto.segments_in(server) - segments_before >= 2 * syns_per_cpu,
+                   what="the flood to reach the listener")
+        assert proto.queues(server, port)["syn_queue"] >= backlog + 1
+        stop_dropping_resets(client)
+        # Each request's next SYN-ACK now meets the client's reset.
+        wait_until(lambda: proto.queues(server, port)["syn_queue"] == 0,
+                   what="the flood's requests reset", state=lambda: proto.queues(server, port))
+        connect(backlog + 1)
+        wait_until(lambda: moved("handshakes") == backlog + 1, what="a full accept queue",
+                   state=lambda: (moved("handshakes"), proto.queues(server, port)))
+        connect(3)
         wait_until(lambda: moved("listen_overflows") >= 3, what="clients overflowing")
         freeze_input(server)
 

@@ -50,3 +50,73 @@ def test_kernel_crash__ends_the_vm_and_is_reported():
     proc = vm("sh", "-c", "echo c > /proc/sysrq-trigger; sleep 600", timeout=120)
     assert proc.returncode == 125
     assert "crashed" in proc.stderr
+
+
+FAKE_QEMU = r"""#!/bin/bash
+# Stands in for qemu-system-x86_64: boot number N (counted in $FAKE_QEMU_DIR)
+# writes the console line $FAKE_QEMU_BOOT_N, after the command's start
+# marker when $FAKE_QEMU_AFTER_START is set; a boot without a line runs
+# the command (status 0).
+while [ $# -gt 0 ]; do
+	case $1 in
+	-serial) case $2 in file:*) log=${2#file:} ;; esac; shift ;;
+	-append) for word in $2; do case $word in vmrun_*=*) declare "${word%%=*}=${word#*=}" ;; esac; done; shift ;;
+	esac
+	shift
+done
+boot=$(( $(cat "$FAKE_QEMU_DIR/boots" 2> /dev/null || echo 0) + 1 ))
+echo "$boot" > "$FAKE_QEMU_DIR/boots"
+job=$vmrun_repo/$vmrun_job
+line_var=FAKE_QEMU_BOOT_$boot
+if [ -z "${!line_var:-}" ]; then
+	date +%s > "$job/started"
+	echo 0 > "$job/rc"
+	exit 0
+fi
+[ -z "${FAKE_QEMU_AFTER_START:-}" ] || date +%s > "$job/started"
+echo "[    2.646474] ${!line_var}" > "$log"
+echo "[    2.653317] Kernel panic - not syncing: Fatal exception in interrupt" >> "$log"
+"""
+
+INT3_OOPS = "Oops: int3: 0000 [#1] PREEMPT SMP NOPTI"
+
+
+def vm_with_fake_qemu(tmp_path, boots, after_start=False):
+    """tests/vm/run with a stand-in qemu whose boot N prints @boots[N-1]
+    (None: the command runs). Returns (the run, how many boots)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "qemu-system-x86_64"
+    fake.write_text(FAKE_QEMU)
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "VM_ACCEL": "tcg",
+           "FAKE_QEMU_DIR": str(tmp_path)}
+    env.update({f"FAKE_QEMU_BOOT_{n}": line for n, line in enumerate(boots, 1) if line})
+    if after_start:
+        env["FAKE_QEMU_AFTER_START"] = "1"
+    proc = subprocess.run([VM_RUN, "--", "true"], capture_output=True, text=True, timeout=300,
+                          cwd=REPO, env=env)
+    return proc, int((tmp_path / "boots").read_text())
+
+
+def test_int3_oops_while_booting__boots_again_at_most_three_times(tmp_path):
+    proc, boots = vm_with_fake_qemu(tmp_path, [INT3_OOPS, INT3_OOPS, None])
+    assert (proc.returncode, boots) == (0, 3), proc.stderr
+    assert proc.stderr.count("oopsed on an int3 while booting") == 2, proc.stderr
+    assert "booting again (boot 3 of 3)" in proc.stderr
+
+
+def test_int3_oops_three_boots_running__is_a_crash(tmp_path):
+    proc, boots = vm_with_fake_qemu(tmp_path, [INT3_OOPS] * 3)
+    assert (proc.returncode, boots) == (125, 3), proc.stderr
+    assert "the kernel crashed" in proc.stderr
+
+
+def test_other_oops_while_booting__is_a_crash_at_once(tmp_path):
+    proc, boots = vm_with_fake_qemu(tmp_path, ["Oops: 0002 [#1] PREEMPT SMP NOPTI", None])
+    assert (proc.returncode, boots) == (125, 1), proc.stderr
+
+
+def test_int3_oops_once_the_command_has_started__is_a_crash_at_once(tmp_path):
+    proc, boots = vm_with_fake_qemu(tmp_path, [INT3_OOPS, None], after_start=True)
+    assert (proc.returncode, boots) == (125, 1), proc.stderr

@@ -107,3 +107,9 @@ def drop_unmarked_resets(ns, mark):
             ip protocol {IPPROTO_HSP} @th,104,8 & {RST} == {RST} meta mark != {mark} drop;
             tcp flags & rst == rst meta mark != {mark} drop;
         }}; }}""")
+
+
+def stop_dropping_resets(ns):
+    """Undoes drop_unmarked_resets(@ns)."""
+    from .cmd import run
+    run(["nft", "delete", "table", "inet", "qwraw"], ns=ns)
