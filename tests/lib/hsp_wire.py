@@ -97,12 +97,15 @@ def raw_sender(ns, protocol, mark):
     return sock
 
 
+RESET_DROP_TABLE = "qwraw"
+
+
 def drop_unmarked_resets(ns, mark):
     """The namespace's own TCP and HSP stacks would reset every SYN-ACK that
     answers a raw socket's SYN, killing the request: drop resets not
     carrying @mark (the raw socket's)."""
     from .cmd import run
-    run(["nft", "-f", "-"], ns=ns, input=f"""table inet qwraw {{
+    run(["nft", "-f", "-"], ns=ns, input=f"""table inet {RESET_DROP_TABLE} {{
         chain output {{ type filter hook output priority 0;
             ip protocol {IPPROTO_HSP} @th,104,8 & {RST} == {RST} meta mark != {mark} drop;
             tcp flags & rst == rst meta mark != {mark} drop;
@@ -112,4 +115,4 @@ def drop_unmarked_resets(ns, mark):
 def stop_dropping_resets(ns):
     """Undoes drop_unmarked_resets(@ns)."""
     from .cmd import run
-    run(["nft", "delete", "table", "inet", "qwraw"], ns=ns)
+    run(["nft", "delete", "table", "inet", RESET_DROP_TABLE], ns=ns)
