@@ -33,7 +33,8 @@ namespace {
 volatile std::sig_atomic_t exiting = 0;
 bool verbose = false;
 
-enum class Mode { kTable, kJson, kEvents };
+// kQuiet prints nothing: the metrics endpoint is the output (a service).
+enum class Mode { kTable, kJson, kEvents, kQuiet };
 
 struct Options {
   Mode mode = Mode::kTable;
@@ -60,7 +61,7 @@ class UsageError : public std::runtime_error {
 };
 
 constexpr const char kUsage[] =
-    "usage: qwatch [-h] [-v] [--json | --events] [--once] [--hist] [--no-color]\n"
+    "usage: qwatch [-h] [-v] [--json | --events | --quiet] [--once] [--hist] [--no-color]\n"
     "              [-i SECONDS] [-p PORT] [--proto tcp|hsp|all] [--netns INODE|NAME]\n"
     "              [--pid PID] [--metrics ADDR:PORT] [--attach fentry|kprobe|auto]\n"
     "              [--stats] [--ready-fd FD] [--ring-buffer KIB]\n"
@@ -71,6 +72,7 @@ constexpr const char kUsage[] =
     "  -i, --interval S   seconds between tables and resyncs (default 1)\n"
     "      --json         one JSON object per queue transition, per line\n"
     "      --events       one human-readable line per queue transition\n"
+    "      --quiet        print nothing; serve --metrics only (as a service)\n"
     "      --once         print the listeners as they are now and exit; with an\n"
     "                     interval, count for that long (or until ^C) first\n"
     "      --hist         log2 histograms of handshake time and accept-queue wait\n"
@@ -134,6 +136,7 @@ Options parse_options(int argc, char **argv)
   enum {
     OPT_JSON = 256,
     OPT_EVENTS,
+    OPT_QUIET,
     OPT_ONCE,
     OPT_HIST,
     OPT_NO_COLOR,
@@ -153,6 +156,7 @@ Options parse_options(int argc, char **argv)
       {"port", required_argument, nullptr, 'p'},
       {"json", no_argument, nullptr, OPT_JSON},
       {"events", no_argument, nullptr, OPT_EVENTS},
+      {"quiet", no_argument, nullptr, OPT_QUIET},
       {"once", no_argument, nullptr, OPT_ONCE},
       {"hist", no_argument, nullptr, OPT_HIST},
       {"no-color", no_argument, nullptr, OPT_NO_COLOR},
@@ -167,7 +171,7 @@ Options parse_options(int argc, char **argv)
       {nullptr, 0, nullptr, 0},
   };
   Options options;
-  bool json = false, events = false;
+  bool json = false, events = false, quiet = false;
   int opt;
   opterr = 0;
   while ((opt = getopt_long(argc, argv, ":hvi:p:", long_options, nullptr)) != -1) {
@@ -190,6 +194,9 @@ Options parse_options(int argc, char **argv)
       break;
     case OPT_EVENTS:
       events = true;
+      break;
+    case OPT_QUIET:
+      quiet = true;
       break;
     case OPT_ONCE:
       options.once = true;
@@ -264,9 +271,13 @@ Options parse_options(int argc, char **argv)
   if (optind < argc)
     throw UsageError(std::string("unexpected argument '") + argv[optind] + "'");
 
-  if (json && events)
-    throw UsageError("--json and --events are two different outputs: pick one");
-  options.mode = json ? Mode::kJson : events ? Mode::kEvents : Mode::kTable;
+  if (json + events + quiet > 1)
+    throw UsageError("--json, --events and --quiet are different outputs: pick one");
+  if (quiet && options.metrics.empty())
+    throw UsageError("--quiet prints nothing: it needs --metrics ADDR:PORT to serve");
+  if (quiet && options.histograms)
+    throw UsageError("--hist prints text; with --quiet, the metrics carry the histograms");
+  options.mode = json ? Mode::kJson : events ? Mode::kEvents : quiet ? Mode::kQuiet : Mode::kTable;
   if (options.once && (events || options.histograms || !options.metrics.empty()))
     throw UsageError("--once prints the listeners as they are now; --events, --hist and "
                      "--metrics need a live run");
@@ -309,7 +320,9 @@ uint64_t clock_ns(clockid_t clock)
 std::string watched_protocols(const Options &options, const Tracer &tracer)
 {
   std::string hsp = "hsp";
-  if (!tracer.watching_hsp())
+  if (!tracer.hsp_failure().empty())
+    hsp += " (probes not attached: listeners only)";
+  else if (!tracer.watching_hsp())
     hsp += tracer.hsp_loaded() ? " (loaded after qwatch started: listeners only)"
                                : " (module not loaded: listeners only)";
   std::string how =
@@ -401,6 +414,7 @@ class Watch {
     if (verbose && !tracer_.fentry_failure().empty())
       std::fprintf(stderr, "qwatch: fentry failed, using kprobes: %s\n",
                    tracer_.fentry_failure().c_str());
+    report_hsp_failure();
     netns_names_.refresh();
     if (!options.metrics.empty())
       metrics_.emplace(options.metrics, options.metrics_address, options.metrics_length);
@@ -486,9 +500,20 @@ class Watch {
 
   void print_once();
 
+  // Once per failure, on stderr: the footer only says that HSP is listed
+  // without its probes.
+  void report_hsp_failure()
+  {
+    if (tracer_.hsp_failure() != hsp_failure_reported_ && !tracer_.hsp_failure().empty())
+      std::fprintf(stderr, "qwatch: %s; HSP listeners are shown without them\n",
+                   tracer_.hsp_failure().c_str());
+    hsp_failure_reported_ = tracer_.hsp_failure();
+  }
+
   // Lines about qwatch itself; --once prints listeners only.
   void report_changes()
   {
+    report_hsp_failure();
     bool json_lines = options_.mode == Mode::kJson && !options_.once;
     if (tracer_.follow_hsp_module() && json_lines) {
       std::puts(
@@ -510,6 +535,7 @@ class Watch {
   NetnsNames netns_names_;
   RateMeter rates_;
   uint64_t lost_reported_ = 0;
+  std::string hsp_failure_reported_;
   uint64_t snapshots_ = 0;
   DelayMeter delays_;
   Tracer tracer_;  // after what its callback uses

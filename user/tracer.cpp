@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -59,6 +60,26 @@ bool module_loaded(const char *module)
 {
   std::string path = std::string("/sys/module/") + module + "/initstate";
   return access(path.c_str(), F_OK) == 0;
+}
+
+// perf_event_open() is how libbpf attaches a kprobe. Debian's kernels
+// refuse it to anyone without CAP_SYS_ADMIN while kernel.perf_event_paranoid
+// is above 2, whatever other capability the caller has: say so when that is
+// why an attach failed with @err.
+std::string perf_event_paranoid_hint(int err)
+{
+  if (err != EACCES && err != EPERM)
+    return "";
+  int paranoid = 0;
+  if (FILE *f = std::fopen("/proc/sys/kernel/perf_event_paranoid", "r")) {
+    if (std::fscanf(f, "%d", &paranoid) != 1)
+      paranoid = 0;
+    std::fclose(f);
+  }
+  if (paranoid <= 2)
+    return "";
+  return " (kernel.perf_event_paranoid=" + std::to_string(paranoid) +
+         " refuses perf_event_open() without CAP_SYS_ADMIN; 2 allows it with CAP_PERFMON)";
 }
 
 // The skeleton's link slot of each of its programs.
@@ -221,13 +242,45 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       bpf_program__set_autoload(prog, false);
   }
 
+  // HSP's probes attach on their own: without them HSP is still listed
+  // (listeners only), so their failure is reported, not fatal.
+  for (bpf_program *prog : hsp_programs_)
+    bpf_program__set_autoattach(prog, false);
+
   const char *how = mode == AttachMode::kFentry ? " (fentry)" : " (kprobes)";
   check(qwatch_bpf::load(skel_.get()), std::string("loading the BPF programs") + how);
-  check(qwatch_bpf::attach(skel_.get()), std::string("attaching the BPF programs") + how);
+  if (int err = qwatch_bpf::attach(skel_.get()); err) {
+    std::string hint = mode == AttachMode::kKprobe ? perf_event_paranoid_hint(-err) : "";
+    check(err, std::string("attaching the BPF programs") + how + hint);
+  }
+  if (watching_hsp_)
+    watching_hsp_ = attach_hsp_programs();
   ring_buffer_.reset(check_ptr(
       ring_buffer__new(bpf_map__fd(skel_->maps.events), &Tracer::handle_event, this, nullptr),
       "creating the ring buffer"));
   attach_mode_ = mode;
+}
+
+bool Tracer::attach_hsp_programs()
+{
+  hsp_failure_.clear();
+  for (bpf_program *prog : hsp_programs_) {
+    bpf_link **link = link_of(skel_.get(), prog);
+    bpf_link__destroy(*link);
+    *link = bpf_program__attach(prog);
+    if (*link)
+      continue;
+    int err = errno;
+    hsp_failure_ = std::string("attaching HSP's kprobes: ") + std::strerror(err) +
+                   perf_event_paranoid_hint(err);
+    for (bpf_program *attached : hsp_programs_) {
+      bpf_link **other = link_of(skel_.get(), attached);
+      bpf_link__destroy(*other);
+      *other = nullptr;
+    }
+    return false;
+  }
+  return true;
 }
 
 bool Tracer::follow_hsp_module()
@@ -237,17 +290,11 @@ bool Tracer::follow_hsp_module()
     return false;
   hsp_loaded_ = loaded;
   watching_hsp_ = false;
+  hsp_failure_.clear();
   if (!loaded || hsp_programs_.empty())
     return true;
   // Probes on the old module's text went with it: attach to the new one.
-  bool attached = true;
-  for (bpf_program *prog : hsp_programs_) {
-    bpf_link **link = link_of(skel_.get(), prog);
-    bpf_link__destroy(*link);
-    *link = bpf_program__attach(prog);
-    attached = attached && *link;
-  }
-  watching_hsp_ = attached;
+  watching_hsp_ = attach_hsp_programs();
   return true;
 }
 

@@ -64,6 +64,9 @@ class Tracer {
   bool hsp_loaded() const { return hsp_loaded_; }
   // kFentry or kKprobe: what the programs on vmlinux functions use.
   AttachMode attach_mode() const { return attach_mode_; }
+  // Why HSP's probes are not attached although its module is loaded; "" if
+  // they are (or the module is not loaded).
+  const std::string &hsp_failure() const { return hsp_failure_; }
   // Why --attach auto fell back to kprobes; "" if it did not.
   const std::string &fentry_failure() const { return fentry_failure_; }
 
@@ -75,12 +78,15 @@ class Tracer {
   static int handle_event(void *ctx, void *data, size_t size) noexcept;
   uint64_t sum_over_cpus(const bpf_map *map) const;
   void setup(const TracerSettings &settings, AttachMode mode, const btf *vmlinux);
+  // Attaches every program of hsp_programs_, or none; false sets hsp_failure_.
+  bool attach_hsp_programs();
 
   EventHandler on_event_;
   bool watching_hsp_ = false;
   bool hsp_loaded_ = false;
   AttachMode attach_mode_ = AttachMode::kKprobe;
   std::string fentry_failure_;
+  std::string hsp_failure_;
   std::vector<bpf_program *> hsp_programs_;  // loaded because hsp was at start
   SkeletonPtr<qwatch_bpf> skel_;
   RingBufferPtr ring_buffer_;  // after skel_: freed before the maps it reads
