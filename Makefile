@@ -27,17 +27,20 @@ ARCH     := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
 BPF_CFLAGS := -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$(ARCH)
 CXXFLAGS   ?= -O2 -g
 CXXFLAGS   += -std=c++20 -Wall -Wextra -Werror -MMD -MP
+# CPPFLAGS, CXXFLAGS and LDFLAGS as a package build sets them (Debian's
+# hardening: _FORTIFY_SOURCE, PIE, bindnow) reach the reader's build.
 # Generated headers are system headers, so -Werror never fires on them.
 USER_INC   := -Ibpf -isystem $(OUTPUT)
 LIBBPF_LIBS = $(shell pkg-config --libs libbpf)
 
-# Debian packages the build, the VM and the tests need (`make deps`).
+# Debian packages the build, the VM, the tests and `make deb` need (`make deps`).
 DEPS := build-essential clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev \
 	pkg-config linux-image-amd64 linux-headers-amd64 linux-image-6.12-amd64 \
 	linux-headers-6.12-amd64 qemu-system-x86 rsync zstd python3-zstandard \
 	busybox-static kmod cpio xz-utils python3 python3-pytest python3-jsonschema python3-fastjsonschema \
 	prometheus python3-docutils python3-sphinx groff-base iproute2 \
-	nftables util-linux procps
+	nftables util-linux procps \
+	git dpkg-dev debhelper dh-dkms dkms lintian
 
 ifeq ($(V),1)
 Q :=
@@ -52,7 +55,8 @@ USER_SRCS := $(wildcard user/*.cpp)
 USER_OBJS := $(patsubst user/%.cpp,$(OUTPUT)/user/%.o,$(USER_SRCS))
 KMOD_SRCS := $(wildcard kmod/*.c)
 
-.PHONY: all deps deps-debug kmod bpf user test-bpf test test-host test-vm test-debug fuzz demo bench htmldocs vm-shell clean
+.PHONY: all deps deps-debug kmod bpf user test-bpf test test-host test-vm test-install test-debug fuzz demo bench htmldocs vm-shell clean \
+	install install-kmod uninstall uninstall-kmod deb
 all: kmod bpf user test-bpf
 
 deps:
@@ -117,7 +121,7 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 $(USER_OBJS): $(OUTPUT)/qwatch.skel.h
 $(OUTPUT)/user/%.o: user/%.cpp | $(OUTPUT)/user
 	$(call msg,CXX,$@)
-	$(Q)$(CXX) $(CXXFLAGS) $(USER_INC) -c $< -o $@
+	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) $(USER_INC) -c $< -o $@
 
 $(OUTPUT)/qwatch: $(USER_OBJS)
 	$(call msg,LINK,$@)
@@ -126,11 +130,119 @@ $(OUTPUT)/qwatch: $(USER_OBJS)
 # The benchmark's load generator (tests/bench/), built like the reader.
 $(OUTPUT)/loadgen: tests/bench/loadgen.cpp user/file_descriptor.h | $(OUTPUT)
 	$(call msg,CXX,$@)
-	$(Q)$(CXX) $(CXXFLAGS) -Iuser $< $(LDFLAGS) -pthread -o $@
+	$(Q)$(CXX) $(CPPFLAGS) $(CXXFLAGS) -Iuser $< $(LDFLAGS) -pthread -o $@
+
+# `make install`: the reader, its man page and docs, the exporter's unit,
+# defaults and alert rules, and (install-kmod) hsp.ko for every target
+# kernel; NO_KMOD=1 leaves the module out, as the Debian package does (it
+# ships the module's source, hsp-dkms). `make uninstall` with the same
+# variables undoes it. The unit names the reader and its defaults by their
+# paths for PREFIX=/usr; install writes in the ones it installs to. An
+# existing $(SYSCONFDIR)/default/qwatch is the operator's and stays as it is.
+PREFIX     ?= /usr/local
+SYSCONFDIR ?= /etc
+# systemd reads system units from /usr/local/lib/systemd/system as well; for
+# PREFIX=/usr, /lib/systemd/system is where Debian 12 packages put units and
+# dh_installsystemd finds them (a PREFIX of neither kind needs UNITDIR=).
+ifeq ($(PREFIX),/usr)
+UNITDIR    ?= /lib/systemd/system
+else
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+endif
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/qwatch
+DATADIR    ?= $(PREFIX)/share/qwatch
+INSTALLED_DOCS := README.md $(addprefix Documentation/,qwatch.rst handshake.rst hsp.rst testing.rst)
+INSTALLED_DATA := packaging/qwatch.rules.yml Documentation/qwatch.schema.json
+INSTALLED_DEFAULTS := $(DESTDIR)$(SYSCONFDIR)/default/qwatch
+# Kbuild runs in the kernel's tree, where a relative DESTDIR means nothing.
+MOD_ROOT   := $(abspath $(DESTDIR))
+# modules_install names the module as the kernel's config compresses it.
+HSP_MODULE_NAMES := hsp.ko hsp.ko.gz hsp.ko.xz hsp.ko.zst
+
+install: $(OUTPUT)/qwatch $(if $(filter 1,$(NO_KMOD)),,install-kmod)
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -D -m 0755 $(OUTPUT)/qwatch $(DESTDIR)$(SBINDIR)/qwatch
+	$(Q)install -D -m 0644 man/qwatch.8 $(DESTDIR)$(MANDIR)/man8/qwatch.8
+	$(Q)install -d $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR) $(DESTDIR)$(UNITDIR)
+	$(Q)install -m 0644 $(INSTALLED_DOCS) $(DESTDIR)$(DOCDIR)/
+	$(Q)install -m 0644 $(INSTALLED_DATA) $(DESTDIR)$(DATADIR)/
+	$(Q)sed -e 's|/usr/sbin/qwatch|$(SBINDIR)/qwatch|g' \
+		-e 's|/etc/default/qwatch|$(SYSCONFDIR)/default/qwatch|g' \
+		packaging/qwatch-exporter.service > $(DESTDIR)$(UNITDIR)/qwatch-exporter.service
+	$(Q)chmod 0644 $(DESTDIR)$(UNITDIR)/qwatch-exporter.service
+	$(Q)if [ -e $(INSTALLED_DEFAULTS) ]; then \
+		echo "install: keeping $(INSTALLED_DEFAULTS)"; \
+	else \
+		install -D -m 0644 packaging/qwatch.default $(INSTALLED_DEFAULTS); \
+	fi
+
+# Kbuild's modules_install copies hsp.ko to /lib/modules/KVER/updates (which
+# takes precedence over the kernel's own directory), xz-compressed where the
+# kernel's config says so (Debian's 6.12: hsp.ko.xz). Left alone it would
+# also try to sign it with a key Debian's headers do not ship (failing,
+# ignored, with OpenSSL errors), and run depmod itself where the kernel tree
+# has a System.map (Debian's headers have none: it says it skips depmod),
+# writing modules.dep* into DESTDIR. So no signing (the module is unsigned:
+# it loads unless signatures are enforced, e.g. under Secure Boot), never
+# Kbuild's depmod, and depmod here only for a live system: a staged DESTDIR
+# belongs to whoever installs it.
+install-kmod: $(addprefix install-kmod-,$(KVERS))
+
+install-kmod-%: kmod-%
+	$(Q)$(MAKE) -C /lib/modules/$*/build M=$(OUTPUT)/$*/kmod INSTALL_MOD_PATH=$(MOD_ROOT) \
+		INSTALL_MOD_DIR=updates CONFIG_MODULE_SIG_ALL= DEPMOD=true modules_install
+ifeq ($(DESTDIR),)
+	$(call msg,DEPMOD,$*)
+	$(Q)depmod -a $*
+endif
+
+# /etc/default/qwatch goes only if it is still as installed: an operator's
+# edits outlive the program.
+uninstall: $(if $(filter 1,$(NO_KMOD)),,uninstall-kmod)
+	$(call msg,UNINSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)rm -f $(DESTDIR)$(SBINDIR)/qwatch $(DESTDIR)$(MANDIR)/man8/qwatch.8 \
+		$(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(INSTALLED_DOCS))) \
+		$(addprefix $(DESTDIR)$(DATADIR)/,$(notdir $(INSTALLED_DATA))) \
+		$(DESTDIR)$(UNITDIR)/qwatch-exporter.service
+	$(Q)rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(DATADIR) 2>/dev/null || true
+	$(Q)if [ ! -e $(INSTALLED_DEFAULTS) ] || cmp -s packaging/qwatch.default $(INSTALLED_DEFAULTS); then \
+		rm -f $(INSTALLED_DEFAULTS); \
+	else \
+		echo "uninstall: keeping $(INSTALLED_DEFAULTS): it was edited"; \
+	fi
+
+uninstall-kmod: $(addprefix uninstall-kmod-,$(KVERS))
+
+uninstall-kmod-%:
+	$(call msg,UNINSTALL,$(DESTDIR)/lib/modules/$*/updates/hsp.ko)
+	$(Q)rm -f $(addprefix $(DESTDIR)/lib/modules/$*/updates/,$(HSP_MODULE_NAMES))
+ifeq ($(DESTDIR),)
+	$(Q)if [ -d /lib/modules/$* ]; then depmod -a $*; fi
+endif
+
+# `make deb`: qwatch_VERSION_amd64.deb and hsp-dkms_VERSION_all.deb (from
+# debian/) in build/deb/, built from a copy of the working tree's tracked
+# and new files in build/deb/src/, so that what dpkg-buildpackage leaves
+# behind (debian/tmp, stamps, a build/) stays under build/. The build runs
+# in a clean make environment, as if started by hand; its log is
+# build/deb/build.log.
+DEB_DIR := $(OUTPUT)/deb
+
+deb:
+	$(call msg,DEB,$(DEB_DIR))
+	$(Q)rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	$(Q)git ls-files -z --cached --others --exclude-standard > $(DEB_DIR)/files
+	$(Q)rsync -a --from0 --files-from=$(DEB_DIR)/files --ignore-missing-args ./ $(DEB_DIR)/src/
+	$(Q)cd $(DEB_DIR)/src && unset MAKEFLAGS MFLAGS MAKELEVEL && \
+		dpkg-buildpackage -us -uc -b -Jauto > $(DEB_DIR)/build.log 2>&1 || \
+		{ tail -n 40 $(DEB_DIR)/build.log; echo "deb: failed, see build/deb/build.log"; exit 1; }
+	$(Q)cd $(DEB_DIR) && ls *.deb
 
 # `make test`: the harness checks on the host, then the whole pytest suite
-# in one VM boot; the exit status is pytest's.
-test: all test-host test-vm
+# in one VM boot per kernel, then the packages installed in the VM.
+test: all test-host test-vm test-install
 
 test-host:
 	$(PYTHON) -m pytest -q -p no:cacheprovider tests/host
@@ -151,6 +263,15 @@ test-vm: all
 		tests/vm/run --kernel $$kver --append '$(VM_APPEND)' -v -- \
 			$(PYTHON) -m pytest -p no:cacheprovider -v --durations=15 tests/ || status=1; \
 	done; exit $$status
+
+# The Debian packages as an operator uses them (tests/install/): installed,
+# run and purged in the VM on a throw-away root. One boot, of the oldest
+# kernel: dpkg -i has DKMS build hsp.ko for the running and the newest
+# kernel, so every target's module is built there (about 10 minutes under
+# emulation; the installed qwatch on each kernel is what test-vm runs).
+test-install: all deb
+	tests/vm/run --kernel $(firstword $(TEST_KVERS)) --writable-root --append '$(VM_APPEND)' -v -- \
+		$(PYTHON) -m pytest -p no:cacheprovider -v --durations=5 tests/install
 
 # make test-debug: the HSP suites on a kernel with KASAN, lockdep, kmemleak
 # and DEBUG_NET built from Debian's linux-source-6.1 (35 to 60 minutes on
