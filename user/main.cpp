@@ -275,6 +275,8 @@ Options parse_options(int argc, char **argv)
     throw UsageError("--json, --events and --quiet are different outputs: pick one");
   if (quiet && options.metrics.empty())
     throw UsageError("--quiet prints nothing: it needs --metrics ADDR:PORT to serve");
+  if (quiet && options.count)
+    throw UsageError("--quiet prints no tables to count: it runs until stopped");
   if (quiet && options.histograms)
     throw UsageError("--hist prints text; with --quiet, the metrics carry the histograms");
   options.mode = json ? Mode::kJson : events ? Mode::kEvents : quiet ? Mode::kQuiet : Mode::kTable;

@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -222,7 +223,8 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   hsp_programs_.clear();
   // HSP's functions: kprobes only (the module has BTF on 6.12 but not on 6.1).
   watching_hsp_ = hsp_loaded_ = module_loaded("hsp");
-  watching_hsp_ = watching_hsp_ && kprobes;
+  // --proto tcp shows no HSP listener: spare HSP its probes.
+  watching_hsp_ = watching_hsp_ && kprobes && settings.protocol != IPPROTO_TCP;
   for (const auto &function : functions) {
     bool use_fentry = mode == AttachMode::kFentry && !function.module;
     const auto &used = use_fentry ? function.fentry_programs : function.kprobe_programs;
@@ -271,8 +273,9 @@ bool Tracer::attach_hsp_programs()
     if (*link)
       continue;
     int err = errno;
-    hsp_failure_ = std::string("attaching HSP's kprobes: ") + std::strerror(err) +
-                   perf_event_paranoid_hint(err);
+    hsp_failure_ = std::string("attaching HSP's kprobe ") + bpf_program__name(prog) + ": " +
+                   std::strerror(err) + perf_event_paranoid_hint(err);
+    take_load_failure();  // libbpf's warnings about it: reported above, not kept
     for (bpf_program *attached : hsp_programs_) {
       bpf_link **other = link_of(skel_.get(), attached);
       bpf_link__destroy(*other);

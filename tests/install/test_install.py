@@ -59,9 +59,9 @@ def unit_setting(name):
 
 
 def service_environment():
-    """The variables EnvironmentFile= gives the service."""
+    """The service's variables: Environment=, then EnvironmentFile= over it."""
+    env = dict(word.split("=", 1) for word in shlex.split(unit_setting("Environment")))
     path = unit_setting("EnvironmentFile").lstrip("-")
-    env = {}
     with open(path) as f:
         for line in f:
             line = line.strip()
@@ -220,12 +220,14 @@ def test_exporter_as_the_service_runs_it(listeners, perf_event_paranoid, paranoi
     assert proc.returncode == 0, stderr
     assert stdout == "", "--quiet printed on stdout"
     refusal = "perf_event_paranoid=3 refuses perf_event_open()"
+    table = run(as_service([QWATCH, "--once"])).stdout
+    [footer] = [line for line in table.splitlines() if "watching" in line]
     if paranoid == 3:
         assert refusal in stderr, stderr
+        assert footer.endswith("watching tcp, hsp (probes not attached: listeners only); "
+                               "probes: fentry"), table
     else:
         assert stderr == "", stderr
-        table = run(as_service([QWATCH, "--once"])).stdout
-        [footer] = [line for line in table.splitlines() if "watching" in line]
         assert footer.endswith("watching tcp, hsp; probes: fentry"), table
 
 
@@ -251,6 +253,10 @@ def test_purge_leaves_nothing(packages):
     run(["dpkg", "--purge", "qwatch", "hsp-dkms"], timeout=600)
     assert not installed("qwatch") and not installed("hsp-dkms")
     assert not [f for f in files if os.path.lexists(f)]
+    # deb-systemd-helper's enable link and state go with the purge.
+    assert not glob.glob("/etc/systemd/system/*/qwatch-exporter.service")
+    assert not glob.glob("/var/lib/systemd/deb-systemd-helper-enabled/**/qwatch-exporter*",
+                         recursive=True)
     assert not os.path.exists("/var/lib/dkms/hsp")
     for kver in BUILT_KVERS:
         assert run(["modinfo", "-k", kver, "hsp"], check=False).returncode != 0
