@@ -192,9 +192,15 @@ def test_dkms_conf__carries_the_changelog_version_and_the_module(debs, tmp_path)
     assert conf_path.exists(), os.listdir(tmp_path / "usr" / "src")
     conf = conf_path.read_text()
     settings = dict(re.findall(r'^([A-Z_]+(?:\[\d+\])?)="([^"]*)"$', conf, re.M))
+    exclusive = settings.pop("BUILD_EXCLUSIVE_KERNEL", None)
     assert settings == {"PACKAGE_NAME": "hsp", "PACKAGE_VERSION": version,
                         "BUILT_MODULE_NAME[0]": "hsp", "DEST_MODULE_LOCATION[0]": "/updates/dkms",
                         "AUTOINSTALL": "yes"}, conf
+    # DKMS builds for every target kernel and for no series HSP cannot build on.
+    assert exclusive, conf
+    assert all(re.search(exclusive, kver) for kver in target_kernels()), exclusive
+    assert not [kver for kver in ("6.16.0-1-amd64", "6.10.11-amd64", "5.10.0-30-amd64")
+                if re.search(exclusive, kver)], exclusive
 
 
 def test_dkms__builds_the_same_hsp_as_make_kmod_for_every_target_kernel(debs, tmp_path):
