@@ -11,27 +11,46 @@
 #include <linux/types.h>
 #endif
 
-/* IP protocol number of HSP (kmod/, RFC 3692 experimental). */
-#define QWATCH_IPPROTO_HSP	253
+/*
+ * Which protocol a listener speaks. HSP's IP protocol number is not spelled
+ * here: the module's "proto" parameter decides it at insmod time (default
+ * IPPROTO_HSP in kmod/include/uapi/linux/hsp.h), so the reader copies the
+ * loaded module's value into the BPF global hsp_protocol and events carry
+ * this enum instead of sk_protocol.
+ */
+enum qwatch_protocol {
+	QWATCH_PROTO_NONE = 0,		/* neither: not watched */
+	QWATCH_PROTO_TCP,
+	QWATCH_PROTO_HSP,
+};
+
 /* sk_protocol of an MPTCP socket (not an IP protocol: over 255). */
 #define QWATCH_IPPROTO_MPTCP	262
 
-/* What happened to a listener; the JSON names are in user/. */
+/*
+ * What happened to a listener: the one list of event types. X(enum name,
+ * name in JSON, --events and the schema). Append only: the values are ABI.
+ */
+#define QWATCH_EVENT_LIST(X)						\
+	X(QWATCH_SNAPSHOT, "snapshot")		/* iterator: a listener as it is now */ \
+	X(QWATCH_LISTEN, "listen")		/* listen() succeeded (also a backlog change) */ \
+	X(QWATCH_CLOSE, "close")		/* the listener stops listening */ \
+	X(QWATCH_SYN_RECV, "syn_recv")		/* a request sock entered the SYN queue */ \
+	X(QWATCH_SYN_DROP, "syn_drop")		/* a SYN was dropped, accept queue not full */ \
+	X(QWATCH_OVERFLOW, "overflow")		/* a SYN or final ACK dropped: accept queue full */ \
+	X(QWATCH_ACK_COMPLETE, "ack_complete")	/* a request became a child in the accept queue */ \
+	X(QWATCH_ACK_DROP, "ack_drop")		/* a final ACK dropped, accept queue not full */ \
+	X(QWATCH_REQ_DROP, "req_drop")		/* a request left the SYN queue (RST, close) */ \
+	X(QWATCH_EXPIRE, "expire")		/* a request expired after its SYN-ACK retries */ \
+	X(QWATCH_SYNACK_RETRANSMIT, "synack_retransmit") /* a SYN-ACK was sent again */ \
+	X(QWATCH_ACCEPT, "accept")		/* accept() took a child off the accept queue */
+
+#define QWATCH_EVENT_ENUM_ENTRY(type, name) type,
 enum qwatch_event_type {
-	QWATCH_SNAPSHOT = 0,		/* iterator: a listener as it is now */
-	QWATCH_LISTEN,			/* listen() succeeded (also a backlog change) */
-	QWATCH_CLOSE,			/* the listener stops listening */
-	QWATCH_SYN_RECV,		/* a request sock entered the SYN queue */
-	QWATCH_SYN_DROP,		/* a SYN was dropped, accept queue not full */
-	QWATCH_OVERFLOW,		/* a SYN or final ACK dropped: accept queue full */
-	QWATCH_ACK_COMPLETE,		/* a request became a child in the accept queue */
-	QWATCH_ACK_DROP,		/* a final ACK dropped, accept queue not full */
-	QWATCH_REQ_DROP,		/* a request left the SYN queue (RST, close) */
-	QWATCH_EXPIRE,			/* a request expired after its SYN-ACK retries */
-	QWATCH_SYNACK_RETRANSMIT,	/* a SYN-ACK was sent again */
-	QWATCH_ACCEPT,			/* accept() took a child off the accept queue */
+	QWATCH_EVENT_LIST(QWATCH_EVENT_ENUM_ENTRY)
 	QWATCH_EVENT_TYPES,
 };
+#undef QWATCH_EVENT_ENUM_ENTRY
 
 /* Which handshake step a drop happened at (overflow, syn_drop, ack_drop). */
 enum qwatch_stage {
@@ -111,7 +130,7 @@ struct qwatch_event {
 	__u16 rport;		/* host order, 0 when there is no peer */
 	__u16 family;		/* AF_INET or AF_INET6 */
 	__u8 type;		/* enum qwatch_event_type */
-	__u8 protocol;		/* IPPROTO_TCP or QWATCH_IPPROTO_HSP */
+	__u8 protocol;		/* enum qwatch_protocol */
 	__u8 stage;		/* enum qwatch_stage */
 	__u8 cause;		/* enum qwatch_cause: drops */
 	__u8 path;		/* enum qwatch_path: ack_complete */
