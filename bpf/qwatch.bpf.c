@@ -45,11 +45,18 @@
 /* Set by the reader before load. */
 const volatile __u32 filter_netns = 0;
 const volatile __u16 filter_lport = 0;
-const volatile __u8 filter_protocol = 0;	/* 0: every protocol */
+const volatile __u8 filter_protocol = 0;	/* enum qwatch_protocol, 0: every one */
 /* inet_csk_reqsk_queue_hash_add() returns bool since 6.1.97 / 6.10. */
 const volatile bool hash_add_returns_bool = false;
 /* Whether anything shows latencies: their maps are most of a probe's cost. */
 const volatile bool track_latency = true;
+
+/*
+ * HSP's IP protocol number, 0 while the module is not loaded. Not a
+ * constant: the module's "proto" parameter chooses it at insmod time, so
+ * the reader copies the loaded module's value here whenever it (re)loads.
+ */
+__u32 hsp_protocol = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -221,12 +228,23 @@ static __always_inline __u32 sk_netns(const struct sock *sk, bool direct)
  * released (skc_num is 0), so the port filter leaves close events to the
  * reader, which knows each listener's port.
  */
-static __always_inline bool listener_selected(const struct sock *sk, enum qwatch_event_type type,
-					      bool direct)
+static __always_inline enum qwatch_protocol protocol_of(const struct sock *sk, bool direct)
 {
 	__u16 protocol = READ(direct, sk, sk_protocol);
 
-	if (protocol != IPPROTO_TCP && protocol != QWATCH_IPPROTO_HSP)
+	if (protocol == IPPROTO_TCP)
+		return QWATCH_PROTO_TCP;
+	if (hsp_protocol && protocol == hsp_protocol)
+		return QWATCH_PROTO_HSP;
+	return QWATCH_PROTO_NONE;
+}
+
+static __always_inline bool listener_selected(const struct sock *sk, enum qwatch_event_type type,
+					      bool direct)
+{
+	enum qwatch_protocol protocol = protocol_of(sk, direct);
+
+	if (protocol == QWATCH_PROTO_NONE)
 		return false;
 	if (filter_protocol && protocol != filter_protocol)
 		return false;
@@ -268,7 +286,7 @@ static __always_inline void read_queues(struct qwatch_event *e, const struct soc
 
 	e->listener = (__u64)sk;
 	e->cookie = READ(direct, sk, __sk_common.skc_cookie.counter);
-	e->protocol = READ(direct, sk, sk_protocol);
+	e->protocol = protocol_of(sk, direct);
 	e->netns = sk_netns(sk, direct);
 	e->syn_queue = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
 	e->syn_young = BPF_CORE_READ(icsk, icsk_accept_queue.young.counter);
@@ -617,7 +635,7 @@ static __always_inline void on_hashdance_done(struct sock *sk, struct request_so
 	queued_now(&child_queued, child);
 	COUNT(sk, children_queued, 1);
 	/* TCP's are counted where the kernel counts them (TcpPassiveOpens). */
-	if (READ(direct, sk, sk_protocol) == QWATCH_IPPROTO_HSP)
+	if (protocol_of(sk, direct) == QWATCH_PROTO_HSP)
 		COUNT(sk, handshakes, 1);
 }
 
