@@ -35,7 +35,8 @@
 #define HSP_RTO_MAX		((unsigned int)(120 * HZ))
 /* TCP's TCP_TIMEOUT_MIN: "at once" for a timer. */
 #define HSP_TIMEOUT_MIN		2U
-#define HSP_MAX_HEADER		(MAX_HEADER + sizeof(struct iphdr) + sizeof(struct hsphdr))
+#define HSP_MAX_HEADER		(MAX_HEADER + sizeof(struct iphdr) + \
+				 sizeof(struct hsphdr))
 
 /**
  * struct hsp_sock - an HSP socket
@@ -126,7 +127,7 @@ enum hsp_mib {
 struct hsp_net {
 	struct sock *ctl_sk;
 	atomic_long_t mib[HSP_MIB_MAX];
-	spinlock_t reset_lock;
+	spinlock_t reset_lock;	/* the reset budget below */
 	unsigned long reset_window_start;
 	unsigned int resets_in_window;
 };
@@ -139,9 +140,6 @@ extern int hsp_fail_every;
 extern int hsp_reset_rate;
 extern struct inet_hashinfo hsp_hashinfo;
 extern struct inet_timewait_death_row hsp_death_row;
-extern struct proto hsp_prot;
-extern struct request_sock_ops hsp_request_sock_ops;
-extern const struct inet_connection_sock_af_ops hsp_ipv4_af_ops;
 
 static inline struct hsp_net *hsp_pernet(const struct net *net)
 {
@@ -164,28 +162,24 @@ static inline void hsp_listendrop(struct sock *sk)
 bool hsp_should_fail_alloc(void);
 
 /* hsp_input.c */
-int hsp_v4_rcv(struct sk_buff *skb);
-int hsp_v4_err(struct sk_buff *skb, u32 info);
+extern const struct net_protocol hsp_net_protocol;
+extern const struct inet_connection_sock_af_ops hsp_ipv4_af_ops;
 int hsp_conn_request(struct sock *sk, struct sk_buff *skb);
 struct sock *hsp_check_req(struct sock *sk, struct sk_buff *skb,
 			   struct request_sock *req);
 int hsp_do_rcv(struct sock *sk, struct sk_buff *skb);
 
 /* hsp_output.c */
+extern struct request_sock_ops hsp_request_sock_ops;
 int hsp_v4_send_synack(const struct sock *sk, struct request_sock *req);
 int hsp_rtx_synack(const struct sock *sk, struct request_sock *req);
 void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb);
 int hsp_send_control(struct sock *sk, u8 flags);
-#ifdef HSP_SEND_RESET_HAS_REASON
-void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb,
-			  enum sk_rst_reason reason);
-#else
-void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb);
-#endif
 void hsp_reqsk_send_ack(const struct sock *sk, struct sk_buff *skb,
 			struct request_sock *req);
 
 /* hsp_sock.c */
+extern struct proto hsp_prot;
 extern const struct proto_ops hsp_inet_ops;
 void hsp_set_state(struct sock *sk, int state);
 void hsp_done(struct sock *sk);

@@ -16,6 +16,7 @@
 #include <linux/random.h>
 #include <linux/security.h>
 #include <net/ip.h>
+#include <net/protocol.h>
 #include <net/route.h>
 #include <net/sock.h>
 #include <net/tcp.h>		/* inet_sk_transparent() */
@@ -36,14 +37,16 @@ static bool hsp_syn_queue_reserved(const struct sock *sk)
 	if (READ_ONCE(net->ipv4.sysctl_tcp_syncookies))
 		return false;
 	max_syn_backlog = READ_ONCE(net->ipv4.sysctl_max_syn_backlog);
-	return max_syn_backlog - inet_csk_reqsk_queue_len(sk) < (max_syn_backlog >> 2);
+	return max_syn_backlog - inet_csk_reqsk_queue_len(sk) <
+	       (max_syn_backlog >> 2);
 }
 
 static void hsp_warn_syn_flood(struct sock *sk)
 {
 	struct request_sock_queue *queue = &inet_csk(sk)->icsk_accept_queue;
 
-	if (!READ_ONCE(queue->synflood_warned) && !xchg(&queue->synflood_warned, 1))
+	if (!READ_ONCE(queue->synflood_warned) &&
+	    !xchg(&queue->synflood_warned, 1))
 		net_info_ratelimited("HSP: possible SYN flooding on port %u. Dropping request.\n",
 				     inet_sk(sk)->inet_num);
 }
@@ -70,7 +73,9 @@ static void hsp_openreq_init(struct request_sock *req, const struct sock *sk,
 	ireq->ir_iif = inet_request_bound_dev_if(sk, skb);
 	/* The request timer keeps an acked request whose SYN-ACK fails. */
 	ireq->acked = 0;
-	/* inet_sk_transparent() (nft socket, xt_socket) reads it off a request. */
+	/* inet_sk_transparent() (nft socket, xt_socket) reads it off a
+	 * request.
+	 */
 	ireq->no_srccheck = inet_sk_transparent(sk);
 	/* TCP's options: HSP negotiates none. */
 	ireq->tstamp_ok = 0;
@@ -273,7 +278,8 @@ static bool hsp_req_syn_rate_limited(const struct net *net,
 		s32 elapsed = (s32)(now - last);
 
 		if (elapsed >= 0 &&
-		    elapsed < READ_ONCE(net->ipv4.sysctl_tcp_invalid_ratelimit)) {
+		    elapsed <
+		    READ_ONCE(net->ipv4.sysctl_tcp_invalid_ratelimit)) {
 			hsp_inc_stats(net, HSP_MIB_DUP_SYNS_RATE_LIMITED);
 			return true;
 		}
@@ -313,7 +319,8 @@ struct sock *hsp_check_req(struct sock *sk, struct sk_buff *skb,
 	if (hh->flags & HSP_FLAG_SYN) {
 		if (hsp_req_syn_rate_limited(net, hreq))
 			return NULL;
-		if (hh->flags == HSP_FLAG_SYN && ntohl(hh->seq) == hreq->rcv_isn) {
+		if (hh->flags == HSP_FLAG_SYN &&
+		    ntohl(hh->seq) == hreq->rcv_isn) {
 			/* The peer lost our SYN-ACK: send it again. */
 			inet_rtx_syn_ack(sk, req);
 		} else {
@@ -335,8 +342,8 @@ struct sock *hsp_check_req(struct sock *sk, struct sk_buff *skb,
 		return NULL;
 	}
 
-	child = inet_csk(sk)->icsk_af_ops->syn_recv_sock(sk, skb, req, NULL, req,
-							 &own_req
+	child = inet_csk(sk)->icsk_af_ops->syn_recv_sock(sk, skb, req, NULL,
+							 req, &own_req
 #ifdef HSP_SYN_RECV_SOCK_HAS_OPT_CHILD_INIT
 							 , NULL
 #endif
@@ -374,8 +381,10 @@ static void hsp_rcv_syn_sent(struct sock *sk, const struct sk_buff *skb)
 {
 	const struct hsphdr *hh = hsp_hdr(skb);
 	struct hsp_sock *hs = hsp_sk(sk);
-	bool acks_our_syn = (hh->flags & HSP_FLAG_ACK) &&
-			    ntohl(hh->ack_seq) == hs->snd_isn + 1;
+	bool acks_our_syn;
+
+	acks_our_syn = (hh->flags & HSP_FLAG_ACK) &&
+		       ntohl(hh->ack_seq) == hs->snd_isn + 1;
 
 	if (hh->flags & HSP_FLAG_RST) {
 		if (!acks_our_syn)
@@ -391,7 +400,9 @@ static void hsp_rcv_syn_sent(struct sock *sk, const struct sk_buff *skb)
 	 * connection on this 4-tuple. A RST ends it, as TCP answers.
 	 */
 	if ((hh->flags & HSP_FLAG_ACK) && !acks_our_syn) {
-		/* As TCP: the SYN again at once, unless it was sent again already. */
+		/* As TCP: the SYN again at once, unless it was sent again
+		 * already.
+		 */
 		if (!inet_csk(sk)->icsk_retransmits)
 			inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS,
 						  HSP_TIMEOUT_MIN, HSP_RTO_MAX);
@@ -486,7 +497,7 @@ static bool hsp_header_valid(struct sk_buff *skb)
  *
  * Return: 0.
  */
-int hsp_v4_rcv(struct sk_buff *skb)
+static int hsp_v4_rcv(struct sk_buff *skb)
 {
 	struct net *net = dev_net(skb->dev);
 	const struct hsphdr *hh;
@@ -543,7 +554,9 @@ lookup:
 			reqsk_put(req);
 			goto discard_and_put;
 		}
-		/* The lookup's reference to req now belongs to the accept queue. */
+		/* The lookup's reference to req now belongs to the accept
+		 * queue.
+		 */
 		hsp_child_process(sk, child);
 		goto consume_and_put;
 	}
@@ -590,10 +603,15 @@ discard:
  *
  * Return: 0.
  */
-int hsp_v4_err(struct sk_buff *skb, u32 info)
+static int hsp_v4_err(struct sk_buff *skb, u32 info)
 {
 	return 0;
 }
+
+const struct net_protocol hsp_net_protocol = {
+	.handler	= hsp_v4_rcv,
+	.err_handler	= hsp_v4_err,
+};
 
 const struct inet_connection_sock_af_ops hsp_ipv4_af_ops = {
 	.queue_xmit	= ip_queue_xmit,

@@ -8,6 +8,7 @@
  * Registration and its unwinding, the hash tables, per-netns state.
  */
 #include <linux/module.h>
+#include <linux/stringify.h>
 #include <net/inet_common.h>
 #include <net/inet_timewait_sock.h>
 #include <net/net_namespace.h>
@@ -18,7 +19,8 @@
 
 int hsp_protocol = IPPROTO_HSP;
 module_param_named(proto, hsp_protocol, int, 0444);
-MODULE_PARM_DESC(proto, "IP protocol number (default 253, RFC 3692 experimental)");
+MODULE_PARM_DESC(proto, "IP protocol number (default " __stringify(IPPROTO_HSP)
+		 ", RFC 3692 experimental)");
 
 int hsp_synack_retries;
 module_param_named(synack_retries, hsp_synack_retries, int, 0644);
@@ -66,37 +68,12 @@ struct inet_timewait_death_row hsp_death_row = {
 	.hashinfo	= &hsp_hashinfo,
 };
 
-static void hsp_reqsk_destructor(struct request_sock *req)
-{
-	kfree(rcu_dereference_protected(inet_rsk(req)->ireq_opt, 1));
-}
-
-static void hsp_syn_ack_timeout(const struct request_sock *req)
-{
-	hsp_inc_stats(read_pnet(&inet_rsk(req)->ireq_net), HSP_MIB_REQUEST_TIMEOUTS);
-}
-
-struct request_sock_ops hsp_request_sock_ops __read_mostly = {
-	.family		= PF_INET,
-	.obj_size	= sizeof(struct hsp_request_sock),
-	.rtx_syn_ack	= hsp_rtx_synack,
-	.send_ack	= hsp_reqsk_send_ack,
-	.send_reset	= hsp_reqsk_send_reset,
-	.destructor	= hsp_reqsk_destructor,
-	.syn_ack_timeout = hsp_syn_ack_timeout,
-};
-
 static struct inet_protosw hsp_protosw = {
 	.type		= SOCK_STREAM,
 	.protocol	= IPPROTO_HSP,
 	.prot		= &hsp_prot,
 	.ops		= &hsp_inet_ops,
 	.flags		= INET_PROTOSW_ICSK,
-};
-
-static const struct net_protocol hsp_net_protocol = {
-	.handler	= hsp_v4_rcv,
-	.err_handler	= hsp_v4_err,
 };
 
 static int hsp_hashinfo_init(struct inet_hashinfo *h)
@@ -108,18 +85,21 @@ static int hsp_hashinfo_init(struct inet_hashinfo *h)
 	if (err)
 		return err;
 	err = -ENOMEM;
-	h->bind_bucket_cachep = kmem_cache_create("hsp_bind_bucket",
-						  sizeof(struct inet_bind_bucket), 0,
-						  SLAB_HWCACHE_ALIGN | SLAB_ACCOUNT, NULL);
+	h->bind_bucket_cachep =
+		kmem_cache_create("hsp_bind_bucket",
+				  sizeof(struct inet_bind_bucket), 0,
+				  SLAB_HWCACHE_ALIGN | SLAB_ACCOUNT, NULL);
 	if (!h->bind_bucket_cachep)
 		goto out_free_lhash2;
-	h->bind2_bucket_cachep = kmem_cache_create("hsp_bind2_bucket",
-						   sizeof(struct inet_bind2_bucket), 0,
-						   SLAB_HWCACHE_ALIGN | SLAB_ACCOUNT, NULL);
+	h->bind2_bucket_cachep =
+		kmem_cache_create("hsp_bind2_bucket",
+				  sizeof(struct inet_bind2_bucket), 0,
+				  SLAB_HWCACHE_ALIGN | SLAB_ACCOUNT, NULL);
 	if (!h->bind2_bucket_cachep)
 		goto out_destroy_bind_bucket_cache;
 
-	h->ehash = kvmalloc_array(HSP_EHASH_SIZE, sizeof(*h->ehash), GFP_KERNEL);
+	h->ehash = kvmalloc_array(HSP_EHASH_SIZE, sizeof(*h->ehash),
+				  GFP_KERNEL);
 	if (!h->ehash)
 		goto out_destroy_bind2_bucket_cache;
 	h->ehash_mask = HSP_EHASH_SIZE - 1;
@@ -128,10 +108,12 @@ static int hsp_hashinfo_init(struct inet_hashinfo *h)
 	if (inet_ehash_locks_alloc(h))
 		goto out_free_ehash;
 
-	h->bhash = kvmalloc_array(HSP_BHASH_SIZE, sizeof(*h->bhash), GFP_KERNEL);
+	h->bhash = kvmalloc_array(HSP_BHASH_SIZE, sizeof(*h->bhash),
+				  GFP_KERNEL);
 	if (!h->bhash)
 		goto out_free_ehash_locks;
-	h->bhash2 = kvmalloc_array(HSP_BHASH_SIZE, sizeof(*h->bhash2), GFP_KERNEL);
+	h->bhash2 = kvmalloc_array(HSP_BHASH_SIZE, sizeof(*h->bhash2),
+				   GFP_KERNEL);
 	if (!h->bhash2)
 		goto out_free_bhash;
 	h->bhash_size = HSP_BHASH_SIZE;
@@ -176,7 +158,8 @@ static int __net_init hsp_net_init(struct net *net)
 	int err;
 
 	spin_lock_init(&hn->reset_lock);
-	err = inet_ctl_sock_create(&hn->ctl_sk, PF_INET, SOCK_RAW, hsp_protocol, net);
+	err = inet_ctl_sock_create(&hn->ctl_sk, PF_INET, SOCK_RAW, hsp_protocol,
+				   net);
 	if (err)
 		return err;
 	err = hsp_proc_init_net(net);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * HSP segment construction and transmission.
+ * HSP segment construction and transmission, and the request sock ops
+ * whose callbacks are mostly transmissions.
  *
  * Every segment is a bare header: HSP carries no data. Replies for which
  * there is no HSP socket go out through the namespace's raw control socket,
@@ -41,11 +42,21 @@ static void hsp_push_header(struct sk_buff *skb, __be32 saddr, __be32 daddr,
 	skb->ip_summed = CHECKSUM_NONE;
 }
 
-static void hsp_count_out(struct net *net, u8 flags)
+/*
+ * Evaluates what ip_build_and_send_pkt() or ip_queue_xmit() returned for a
+ * segment with @flags, and counts the segment only if it went out, as DCCP
+ * counts its own (NET_XMIT_CN: sent, though congestion was signalled).
+ * Returns 0 or a negative errno.
+ */
+static int hsp_xmit_done(struct net *net, u8 flags, int err)
 {
+	err = net_xmit_eval(err);
+	if (err)
+		return err;
 	hsp_inc_stats(net, HSP_MIB_OUT_SEGS);
 	if (flags & HSP_FLAG_RST)
 		hsp_inc_stats(net, HSP_MIB_RSTS_SENT);
+	return 0;
 }
 
 /**
@@ -81,7 +92,7 @@ int hsp_v4_send_synack(const struct sock *sk, struct request_sock *req)
 	skb_dst_set(skb, dst);
 	/* Owned by the request, as TCP's: egress policy sees the listener. */
 	skb_set_owner_w(skb, req_to_sk(req));
-	/* The request's mark (fwmark_accept), which ip_build_and_send_pkt() keeps. */
+	/* The request's mark (fwmark_accept), kept by ip_build_and_send_pkt(). */
 	skb->mark = ireq->ir_mark;
 
 	rcu_read_lock();
@@ -90,8 +101,7 @@ int hsp_v4_send_synack(const struct sock *sk, struct request_sock *req)
 				    rcu_dereference(ireq->ireq_opt),
 				    READ_ONCE(inet_sk(sk)->tos));
 	rcu_read_unlock();
-	hsp_count_out(sock_net(sk), HSP_FLAG_SYN | HSP_FLAG_ACK);
-	return net_xmit_eval(err);
+	return hsp_xmit_done(sock_net(sk), HSP_FLAG_SYN | HSP_FLAG_ACK, err);
 }
 
 /*
@@ -136,6 +146,7 @@ static void hsp_v4_send_reply(struct net *net, const struct sk_buff *skb,
 	struct sk_buff *reply;
 	struct flowi4 fl4;
 	struct rtable *rt;
+	int err;
 
 	rt = ip_route_output_ports(net, &fl4, ctl_sk, iph->saddr, iph->daddr,
 				   hh->source, hh->dest, hsp_protocol, 0,
@@ -150,8 +161,9 @@ static void hsp_v4_send_reply(struct net *net, const struct sk_buff *skb,
 	hsp_push_header(reply, iph->daddr, iph->saddr, hh->dest, hh->source,
 			seq, ack_seq, flags);
 	skb_dst_set(reply, &rt->dst);
-	ip_build_and_send_pkt(reply, ctl_sk, iph->daddr, iph->saddr, NULL, 0);
-	hsp_count_out(net, flags);
+	err = ip_build_and_send_pkt(reply, ctl_sk, iph->daddr, iph->saddr,
+				    NULL, 0);
+	hsp_xmit_done(net, flags, err);
 }
 
 /**
@@ -180,7 +192,8 @@ void hsp_v4_send_reset(struct net *net, const struct sk_buff *skb)
 		return;
 
 	if (hh->flags & HSP_FLAG_ACK)
-		hsp_v4_send_reply(net, skb, ntohl(hh->ack_seq), 0, HSP_FLAG_RST);
+		hsp_v4_send_reply(net, skb, ntohl(hh->ack_seq), 0,
+				  HSP_FLAG_RST);
 	else
 		hsp_v4_send_reply(net, skb, 0,
 				  ntohl(hh->seq) + !!(hh->flags & HSP_FLAG_SYN),
@@ -212,10 +225,10 @@ void hsp_reqsk_send_ack(const struct sock *sk, struct sk_buff *skb,
  * @reason: (6.10+) why, for TCP's tracepoint; HSP has no such tracepoint
  */
 #ifdef HSP_SEND_RESET_HAS_REASON
-void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb,
-			  enum sk_rst_reason reason)
+static void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb,
+				 enum sk_rst_reason reason)
 #else
-void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb)
+static void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb)
 #endif
 {
 	hsp_v4_send_reset(dev_net(skb_dst(skb)->dev), skb);
@@ -244,12 +257,12 @@ int hsp_send_control(struct sock *sk, u8 flags)
 	if (flags & HSP_FLAG_ACK)
 		ack_seq = hs->rcv_isn + 1;
 	hsp_push_header(skb, inet->inet_saddr, inet->inet_daddr,
-			inet->inet_sport, inet->inet_dport, seq, ack_seq, flags);
+			inet->inet_sport, inet->inet_dport, seq, ack_seq,
+			flags);
 	/* Owned, as TCP's: cgroup egress, xt_owner and skuid match see sk. */
 	skb_set_owner_w(skb, sk);
 	err = ip_queue_xmit(sk, skb, &inet->cork.fl);
-	hsp_count_out(sock_net(sk), flags);
-	return net_xmit_eval(err);
+	return hsp_xmit_done(sock_net(sk), flags, err);
 }
 
 /**
@@ -272,3 +285,24 @@ int hsp_rtx_synack(const struct sock *sk, struct request_sock *req)
 	}
 	return err;
 }
+
+static void hsp_reqsk_destructor(struct request_sock *req)
+{
+	kfree(rcu_dereference_protected(inet_rsk(req)->ireq_opt, 1));
+}
+
+static void hsp_syn_ack_timeout(const struct request_sock *req)
+{
+	hsp_inc_stats(read_pnet(&inet_rsk(req)->ireq_net),
+		      HSP_MIB_REQUEST_TIMEOUTS);
+}
+
+struct request_sock_ops hsp_request_sock_ops __read_mostly = {
+	.family		= PF_INET,
+	.obj_size	= sizeof(struct hsp_request_sock),
+	.rtx_syn_ack	= hsp_rtx_synack,
+	.send_ack	= hsp_reqsk_send_ack,
+	.send_reset	= hsp_reqsk_send_reset,
+	.destructor	= hsp_reqsk_destructor,
+	.syn_ack_timeout = hsp_syn_ack_timeout,
+};

@@ -49,11 +49,11 @@ static int hsp_stat_show(struct seq_file *seq, void *v)
  */
 static void hsp_show_sock(struct seq_file *seq, const struct sock *sk, int *row)
 {
-	const struct inet_connection_sock *icsk = inet_csk(sk);
 	unsigned int acceptq = 0, maxq = 0, synq = 0, drops = 0;
-	unsigned long inode = 0;
-	int state = sk->sk_state;
+	const struct inet_connection_sock *icsk = inet_csk(sk);
 	kuid_t uid = GLOBAL_ROOT_UID;
+	int state = sk->sk_state;
+	unsigned long inode = 0;
 
 	if (state == TCP_LISTEN) {
 		acceptq = READ_ONCE(sk->sk_ack_backlog);
@@ -112,9 +112,11 @@ static int hsp_sockets_show(struct seq_file *seq, void *v)
  */
 int hsp_proc_init_net(struct net *net)
 {
-	if (!proc_create_net_single("hsp", 0444, net->proc_net, hsp_sockets_show, NULL))
+	if (!proc_create_net_single("hsp", 0444, net->proc_net,
+				    hsp_sockets_show, NULL))
 		return -ENOMEM;
-	if (!proc_create_net_single("hsp_stat", 0444, net->proc_net, hsp_stat_show, NULL)) {
+	if (!proc_create_net_single("hsp_stat", 0444, net->proc_net,
+				    hsp_stat_show, NULL)) {
 		remove_proc_entry("hsp", net->proc_net);
 		return -ENOMEM;
 	}

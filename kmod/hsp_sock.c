@@ -74,16 +74,19 @@ static bool hsp_syn_timed_out(const struct sock *sk, unsigned int retries)
 
 static void hsp_retransmit_timer(struct timer_list *t)
 {
-	struct inet_connection_sock *icsk = from_timer(icsk, t, icsk_retransmit_timer);
+	struct inet_connection_sock *icsk = from_timer(icsk, t,
+						       icsk_retransmit_timer);
 	struct sock *sk = &icsk->icsk_inet.sk;
 	int retries, linear = 0;
 
 	bh_lock_sock(sk);
 	if (sock_owned_by_user(sk)) {
-		sk_reset_timer(sk, &icsk->icsk_retransmit_timer, jiffies + HZ / 20);
+		sk_reset_timer(sk, &icsk->icsk_retransmit_timer,
+			       jiffies + HZ / 20);
 		goto out;
 	}
-	if (sk->sk_state != TCP_SYN_SENT || icsk->icsk_pending != ICSK_TIME_RETRANS)
+	if (sk->sk_state != TCP_SYN_SENT ||
+	    icsk->icsk_pending != ICSK_TIME_RETRANS)
 		goto out;
 	icsk->icsk_pending = 0;
 
@@ -101,11 +104,13 @@ static void hsp_retransmit_timer(struct timer_list *t)
 		goto out;
 	}
 	icsk->icsk_retransmits++;
+	/* As TCPSynRetrans: the attempt counts, sent or not. */
 	hsp_inc_stats(sock_net(sk), HSP_MIB_SYN_RETRANSMITS);
 	hsp_send_control(sk, HSP_FLAG_SYN);
 	if (icsk->icsk_retransmits > linear)
 		icsk->icsk_rto = min_t(u32, icsk->icsk_rto << 1, HSP_RTO_MAX);
-	inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, icsk->icsk_rto, HSP_RTO_MAX);
+	inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, icsk->icsk_rto,
+				  HSP_RTO_MAX);
 out:
 	bh_unlock_sock(sk);
 	sock_put(sk);
@@ -141,8 +146,10 @@ void hsp_init_xmit_timers(struct sock *sk)
 unsigned int hsp_sync_mss(struct sock *sk, u32 pmtu)
 {
 	struct inet_connection_sock *icsk = inet_csk(sk);
-	unsigned int overhead = icsk->icsk_af_ops->net_header_len +
-				icsk->icsk_ext_hdr_len + sizeof(struct hsphdr);
+	unsigned int overhead;
+
+	overhead = icsk->icsk_af_ops->net_header_len + icsk->icsk_ext_hdr_len +
+		   sizeof(struct hsphdr);
 
 	icsk->icsk_pmtu_cookie = pmtu;
 	return pmtu > overhead ? pmtu - overhead : 0;
@@ -245,7 +252,8 @@ static int hsp_v4_connect(struct sock *sk, struct sockaddr *uaddr, int addr_len)
 	/* A lost or unsendable SYN is the retransmit timer's business. */
 	hsp_sk(sk)->syn_sent = jiffies;
 	hsp_send_control(sk, HSP_FLAG_SYN);
-	inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, icsk->icsk_rto, HSP_RTO_MAX);
+	inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, icsk->icsk_rto,
+				  HSP_RTO_MAX);
 	return 0;
 
 failure:
@@ -362,7 +370,8 @@ static int hsp_getsockopt(struct sock *sk, int level, int optname,
 	return -ENOPROTOOPT;
 }
 
-static __poll_t hsp_poll(struct file *file, struct socket *sock, poll_table *wait)
+static __poll_t hsp_poll(struct file *file, struct socket *sock,
+			 poll_table *wait)
 {
 	struct sock *sk = sock->sk;
 	__poll_t mask = 0;

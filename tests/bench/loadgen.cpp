@@ -33,7 +33,10 @@ namespace {
 using qwatch::FileDescriptor;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kIpprotoHsp = 253;
+// HSP's IP protocol number is the loaded module's (its proto= parameter),
+// never spelled here: IPPROTO_HSP in kmod/include/uapi/linux/hsp.h is only
+// the default.
+constexpr char kHspProtoParameter[] = "/sys/module/hsp/parameters/proto";
 
 struct Options {
   int protocol = IPPROTO_TCP;
@@ -49,6 +52,25 @@ struct Options {
 {
   std::fprintf(stderr, "loadgen: %s\n", what.c_str());
   std::exit(2);
+}
+
+// The IP protocol number the loaded HSP module serves.
+int hsp_protocol()
+{
+  std::FILE *file = std::fopen(kHspProtoParameter, "re");
+  if (!file) {
+    std::fprintf(stderr, "loadgen: --proto hsp: %s: %s (is the hsp module loaded?)\n",
+                 kHspProtoParameter, std::strerror(errno));
+    std::exit(1);
+  }
+  int protocol = 0;
+  bool read = std::fscanf(file, "%d", &protocol) == 1;
+  std::fclose(file);
+  if (!read || protocol < 1 || protocol > 254) {
+    std::fprintf(stderr, "loadgen: %s: no IP protocol number\n", kHspProtoParameter);
+    std::exit(1);
+  }
+  return protocol;
 }
 
 // Moves the calling thread into a named network namespace (setns is per thread).
@@ -193,7 +215,7 @@ Options parse(int argc, char **argv)
       if (!std::strcmp(optarg, "tcp"))
         options.protocol = IPPROTO_TCP;
       else if (!std::strcmp(optarg, "hsp"))
-        options.protocol = kIpprotoHsp;
+        options.protocol = hsp_protocol();
       else
         usage_error(std::string("--proto: '") + optarg + "' is not tcp or hsp");
       break;

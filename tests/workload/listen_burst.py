@@ -13,7 +13,17 @@ import socket
 import sys
 import time
 
-IPPROTO_HSP = 253
+HSP_PROTO_PARAMETER = "/sys/module/hsp/parameters/proto"
+
+
+def hsp_protocol():
+    """The IP protocol number the loaded HSP module serves (its proto=)."""
+    try:
+        with open(HSP_PROTO_PARAMETER) as parameter:
+            return int(parameter.read())
+    except OSError as error:
+        sys.exit(f"listen_burst: --proto hsp: {HSP_PROTO_PARAMETER}: {error.strerror}: "
+                 "is the hsp module loaded?")
 
 
 def main():
@@ -26,7 +36,7 @@ def main():
     parser.add_argument("--proto", choices=("tcp", "hsp"), default="tcp",
                         help="hsp needs hsp.ko loaded (build/KVER/kmod/hsp.ko)")
     args = parser.parse_args()
-    protocol = IPPROTO_HSP if args.proto == "hsp" else socket.IPPROTO_TCP
+    protocol = hsp_protocol() if args.proto == "hsp" else socket.IPPROTO_TCP
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, protocol)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -14,7 +14,7 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib.hsp import IPPROTO_HSP  # noqa: E402
+from lib import hsp  # noqa: E402
 from lib.hsp_wire import raw_sender, segment, tcp_syn  # noqa: E402
 
 
@@ -31,7 +31,7 @@ def main():
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.cpu})
     if args.proto == "hsp":
-        sender = raw_sender(None, IPPROTO_HSP, args.mark)
+        sender = raw_sender(None, hsp.protocol(), args.mark)
         build = lambda sport: segment(args.src, args.dst, sport, args.port, seq=sport)
     else:
         sender = raw_sender(None, socket.IPPROTO_TCP, args.mark)
