@@ -220,7 +220,8 @@ void hsp_reqsk_send_ack(const struct sock *sk, struct sk_buff *skb,
 
 /**
  * hsp_reqsk_send_reset() - &request_sock_ops.send_reset
- * @sk: the listener (unused: the reset is built from @skb alone)
+ * @sk: the listener, whose namespace the reset is sent in (a segment
+ *      taken from a backlog may have lost its dst)
  * @skb: the segment to answer
  * @reason: (6.10+) why, for TCP's tracepoint; HSP has no such tracepoint
  */
@@ -231,7 +232,7 @@ static void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb,
 static void hsp_reqsk_send_reset(const struct sock *sk, struct sk_buff *skb)
 #endif
 {
-	hsp_v4_send_reset(dev_net(skb_dst(skb)->dev), skb);
+	hsp_v4_send_reset(sock_net(sk), skb);
 }
 
 /**
