@@ -7,7 +7,7 @@ import traceback
 
 import pytest
 
-from lib import hsp
+from lib import defer, hsp
 from lib.cmd import one_cpu, wait_until
 from lib.kernel import SPLAT, KernelLog
 from lib.netns import NetNSPair
@@ -61,6 +61,19 @@ def hsp_module():
     hsp.load()
     yield
     hsp.unload()
+
+
+@pytest.fixture(autouse=True)
+def deferred(kernel_stays_healthy, hsp_sockets_all_freed):
+    """Runs what the test queued with lib.defer (its sockets' close(), its
+    background processes' stop(), its nft tables' deletion) when it ends,
+    failed or not. It depends on the kernel-log check and the leak oracle
+    so that it runs before their checks: a splat on close is this test's,
+    and the leak oracle sees every socket the test made closed. (A test's
+    own fixtures are torn down earlier; one that needs the test's sockets
+    gone first, e.g. to unload the module, calls lib.defer.run_all().)"""
+    yield
+    defer.run_all()
 
 
 @pytest.fixture(autouse=True)

@@ -9,13 +9,12 @@ otherwise answer a full SYN queue with cookies.
 
 import pytest
 
+from lib import nft
 from lib.cmd import run, wait_until
 from lib.kernel import nstat
-from lib.netns import NetNSPair
+from lib.netns import NetNSPair, connected
 from lib.proto import PROTOCOLS
 from lib.qwatch import QwatchStream, once
-
-
 
 
 @pytest.fixture
@@ -31,29 +30,37 @@ class Scenario:
         self.proto, self.qwatch = proto, qwatch
         self.pair = NetNSPair()
         self.server, self.client = self.pair.server, self.pair.client
-        self.sockets = []
+        self.clients, self.children = [], []
         run(["sysctl", "-qw", "net.ipv4.tcp_syncookies=0"], ns=self.server)
-        self.listener = self.track(proto.socket(self.server))
-        self.listener.bind((self.pair.server_addr, 0))
-        self.listener.listen(backlog)
-        self.port = self.listener.getsockname()[1]
-
-    def track(self, sock):
-        self.sockets.append(sock)
-        return sock
+        self.listener, self.port = proto.listen(self.server, self.pair.server_addr, backlog)
 
     def connect(self, count):
         for _ in range(count):
-            client = self.track(self.proto.socket(self.client))
+            client = self.proto.socket(self.client)
             client.setblocking(False)
             client.connect_ex((self.pair.server_addr, self.port))
+            self.clients.append(client)
+
+    def all_connected(self):
+        """Whether every client has completed its connect(): its final ACK
+        is sent (held or not), so its request is in the server's SYN queue
+        or its child in the accept queue."""
+        return all(connected(client) for client in self.clients)
 
     def queues(self):
         return self.proto.queues(self.server, self.port)
 
     def wait_queues(self, what, **expected):
-        return wait_until(lambda: all(self.queues()[k] == v for k, v in expected.items())
-                          and self.queues(), timeout=60, what=f"{self.proto.name}: {what}")
+        """Waits for the kernel's queues to hold @expected (a state to start
+        from, never a result: what was waited for is no finding)."""
+        wait_until(lambda: all(self.queues()[k] == v for k, v in expected.items()),
+                   timeout=60, what=f"{self.proto.name}: {what}")
+
+    def settle(self, what, condition):
+        """Waits for @condition(), which must not presuppose the result, then
+        returns the kernel's queues."""
+        wait_until(condition, timeout=60, what=f"{self.proto.name}: {what}")
+        return self.queues()
 
     def events(self, event):
         return self.qwatch.select(event=event, netns=self.server.inode, lport=self.port)
@@ -72,19 +79,16 @@ class Scenario:
         assert {k: now[k] for k in keys} == {k: kernel[k] for k in keys}
 
     def hold_final_acks(self):
-        run(["nft", "-f", "-"], ns=self.client, input=f"""table inet qwhold {{
-            chain output {{ type filter hook output priority 0;
-                {self.proto.final_ack_match(self.port)} drop; }}; }}""")
+        self.held = nft.output_rule(self.client, f"{self.proto.final_ack_match(self.port)} drop")
 
     def release_final_acks(self):
-        run(["nft", "delete", "table", "inet", "qwhold"], ns=self.client)
+        self.held.delete()
 
     def freeze(self):
-        run(["nft", "-f", "-"], ns=self.server, input="""table inet qwfreeze {
-            chain input { type filter hook input priority 0; policy drop; }; }""")
+        nft.freeze_input(self.server)
 
     def close(self):
-        for sock in self.sockets:
+        for sock in self.children + self.clients + [self.listener]:
             sock.close()
         self.pair.delete()
 
@@ -106,23 +110,24 @@ def test_no_accept__both_fill_backlog_plus_one_and_overflow_alike(qwatch):
 
     def scenario(s):
         overflows_before = nstat(s.server, "TcpExtListenOverflows")
+        overflows = lambda: nstat(s.server, "TcpExtListenOverflows") - overflows_before
         s.connect(clients)
-        s.wait_queues("a full accept queue", accept_queue=backlog + 1)
-        wait_until(lambda: nstat(s.server, "TcpExtListenOverflows") - overflows_before
-                   >= clients - (backlog + 1), what="every extra client to overflow")
+        # A final ACK or SYN overflows only a full accept queue, and nothing
+        # accepts: once every extra client overflowed, the queue is as full
+        # as it gets, whatever that is.
+        s.settle("every extra client to overflow",
+                 lambda: overflows() >= clients - (backlog + 1))
         s.freeze()
         # A segment already past the firewall may still count: compare afresh.
-        overflows = lambda: nstat(s.server, "TcpExtListenOverflows") - overflows_before
         s.qwatch.wait_for(lambda q: len(s.events("overflow")) == overflows(),
                           what=f"{s.proto.name}: overflow events = ListenOverflows")
         s.qwatch_agrees("syn_queue", "accept_queue", "accept_max", "drops")
         queues = s.queues()
-        return {"accept_queue": queues["accept_queue"], "accept_max": queues["accept_max"],
-                "every_extra_client_overflowed": overflows() >= clients - (backlog + 1)}
+        return {"accept_queue": queues["accept_queue"], "accept_max": queues["accept_max"]}
 
     results = run_both(scenario, qwatch, backlog)
     assert results["hsp"] == results["tcp"]
-    assert results["tcp"]["accept_queue"] == backlog + 1
+    assert results["tcp"] == {"accept_queue": backlog + 1, "accept_max": backlog}
 
 
 def test_final_acks_held__requests_wait_in_the_syn_queue_then_complete(qwatch):
@@ -131,19 +136,24 @@ def test_final_acks_held__requests_wait_in_the_syn_queue_then_complete(qwatch):
     def scenario(s):
         s.hold_final_acks()
         s.connect(pending)
-        held = s.wait_queues("requests in the SYN queue", syn_queue=pending)
-        s.qwatch.wait_for(lambda q: len(s.events("syn_recv")) == pending, what="syn_recv events")
+        # A client is connected once it got its SYN-ACK and sent the final
+        # ACK (dropped): its request is in the server's SYN queue by then.
+        held = s.settle("every client connected", s.all_connected)
+        s.qwatch.wait_for(lambda q: len(s.events("syn_recv")) == held["syn_queue"],
+                          what="a syn_recv event per request")
         s.qwatch_agrees("syn_queue", "accept_queue")
         s.release_final_acks()
-        done = s.wait_queues("every request to complete", syn_queue=0, accept_queue=pending)
-        s.qwatch.wait_for(lambda q: len(s.events("ack_complete")) == pending,
-                          what="ack_complete events")
+        # The final ACKs come again with the next SYN-ACK retransmissions.
+        done = s.settle("an empty SYN queue", lambda: s.queues()["syn_queue"] == 0)
+        s.qwatch.wait_for(lambda q: len(s.events("ack_complete")) == done["accept_queue"],
+                          what="an ack_complete event per child")
         s.qwatch_agrees("syn_queue", "accept_queue")
         return {"held": (held["syn_queue"], held["accept_queue"]),
-                "released": (done["syn_queue"], done["accept_queue"])}
+                "accept_queue_once_released": done["accept_queue"]}
 
     results = run_both(scenario, qwatch, 16)
-    assert results["hsp"] == results["tcp"] == {"held": (pending, 0), "released": (0, pending)}
+    assert results["hsp"] == results["tcp"] == {"held": (pending, 0),
+                                                "accept_queue_once_released": pending}
 
 
 def test_synack_retransmits__until_the_requests_expire(qwatch):
@@ -152,21 +162,29 @@ def test_synack_retransmits__until_the_requests_expire(qwatch):
     def scenario(s):
         run(["sysctl", "-qw", f"net.ipv4.tcp_synack_retries={retries}"], ns=s.server)
         before = s.proto.synack_retransmits(s.server)
+        runs_before = s.proto.request_timer_runs(s.server)
         s.hold_final_acks()
         s.connect(pending)
-        # With one retry the requests live about 3 s: wait for their
-        # (cumulative) events, not for a queue state a slow poll can miss.
-        s.qwatch.wait_for(lambda q: len(s.events("syn_recv")) == pending, what="the requests")
+        # With one retry the requests live about 3 s. Every client connected
+        # means every request existed; an empty SYN queue then, that every
+        # request's timer is done (a retry or the expiry each run).
+        s.settle("every client connected", s.all_connected)
         s.wait_queues("the requests to expire", syn_queue=0)
-        s.qwatch.wait_for(lambda q: len(s.events("expire")) == pending, what="expire events")
         retransmits = s.proto.synack_retransmits(s.server) - before
+        timer_runs = s.proto.request_timer_runs(s.server) - runs_before
+        # qwatch has told everything once it has an event per timer run.
+        timer_events = lambda q: len(s.events("synack_retransmit")) + len(s.events("expire"))
+        s.qwatch.wait_for(lambda q: timer_events(q) == timer_runs,
+                          what=f"{s.proto.name}: {timer_runs} synack_retransmit and expire events",
+                          state=timer_events)
         assert len(s.events("synack_retransmit")) == retransmits
         return {"retransmits": retransmits, "expired": len(s.events("expire")),
                 "accept_queue": s.queues()["accept_queue"]}
 
     results = run_both(scenario, qwatch, 16)
     assert results["hsp"] == results["tcp"]
-    assert results["tcp"]["retransmits"] == pending * retries
+    assert results["tcp"] == {"retransmits": pending * retries, "expired": pending,
+                              "accept_queue": 0}
 
 
 def test_accepts__drain_the_queue_one_by_one(qwatch):
@@ -178,7 +196,7 @@ def test_accepts__drain_the_queue_one_by_one(qwatch):
         seen = []
         for taken in range(1, completed + 1):
             child, _ = s.listener.accept()
-            s.track(child)
+            s.children.append(child)
             event = s.qwatch.wait_for(
                 lambda q: (s.events("accept")[taken - 1:taken] or [None])[0],
                 what=f"{s.proto.name}: accept event {taken}")

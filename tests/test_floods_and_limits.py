@@ -10,63 +10,40 @@ import collections
 import contextlib
 import json
 import os
-import socket
 
 import pytest
 
-from lib import REPO, hsp
+from lib import REPO
 from lib.cmd import iterations, one_cpu, run, scaled
-from lib.hsp_wire import drop_unmarked_resets, raw_sender, segment, tcp_syn
-from lib.kernel import KernelLog, SlabPeak, nstat, ss_listener
-from lib.netns import NetNSPair, backlog_drained, socket_in
-from lib.proto import PROTOCOLS
+from lib.hsp_wire import drop_unmarked_resets, raw_sender
+from lib.kernel import KernelLog, SlabPeak
+from lib.netns import NetNSPair, backlog_drained
+from lib.proto import HSP, PROTOCOLS, TCP
 from lib.qwatch import QwatchStream
 
 FLOOD_MARK = 43
 FLOOD_SYNS = iterations(2000)
 
 
-def make_socket(proto, ns):
-    if proto == "hsp":
-        return hsp.hsp_socket(ns)
-    return socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
-
-
-def accept_max(proto, ns, port):
-    if proto == "hsp":
-        return hsp.proc_listener(ns, port)["accept_max"]
-    return ss_listener(ns, port)[1]
-
-
 @pytest.mark.parametrize("backlog", [0, -1, 1, 5, 1 << 20])
 def test_listen_backlog__clamped_as_for_tcp(netns_pair, hsp_module, backlog):
     limits = {}
-    for proto in ("tcp", "hsp"):
-        listener = make_socket(proto, netns_pair.server)
-        listener.bind((netns_pair.server_addr, 0))
-        listener.listen(backlog)
-        limits[proto] = accept_max(proto, netns_pair.server, listener.getsockname()[1])
+    for proto in PROTOCOLS:
+        listener, port = proto.listen(netns_pair.server, netns_pair.server_addr, backlog)
+        limits[proto.name] = proto.accept_max(netns_pair.server, port)
         listener.close()
     assert limits["hsp"] == limits["tcp"]
-
-
-def syns_taken_in(proto, ns):
-    """SYNs the server's protocol has taken in: nothing but the flood
-    reaches it (the client's resets are dropped), so every segment counts."""
-    return next(p for p in PROTOCOLS if p.name == proto).segments_in(ns)
 
 
 def flood(proto, pair, port, backlog):
     """FLOOD_SYNS SYNs from distinct source ports of the client address,
     and the number the server took in: a burst this size overflows the
     veth backlog, so that is the kernel's count, not FLOOD_SYNS."""
-    before = syns_taken_in(proto, pair.server)
-    if proto == "hsp":
-        sender = raw_sender(pair.client, hsp.IPPROTO_HSP, FLOOD_MARK)
-        build = lambda sport: segment(pair.client_addr, pair.server_addr, sport, port, seq=sport)
-    else:
-        sender = raw_sender(pair.client, socket.IPPROTO_TCP, FLOOD_MARK)
-        build = lambda sport: tcp_syn(pair.client_addr, pair.server_addr, sport, port, sport)
+    # Nothing but the flood reaches the server's protocol (the client's
+    # resets are dropped), so every segment it took in is a SYN.
+    before = proto.segments_in(pair.server)
+    sender = raw_sender(pair.client, proto.number(), FLOOD_MARK)
+    build = lambda sport: proto.syn(pair.client_addr, pair.server_addr, sport, port, sport)
     # From one CPU the flood is taken in order, one SYN at a time, for
     # both protocols alike. Only the sending: qwatch and its reader keep
     # both CPUs (a JSON object a few ms under emulation, 4000 of them).
@@ -75,7 +52,7 @@ def flood(proto, pair, port, backlog):
             sender.sendto(build(sport), (pair.server_addr, 0))
         backlog_drained(pair.client)
     sender.close()
-    taken_in = syns_taken_in(proto, pair.server) - before
+    taken_in = proto.segments_in(pair.server) - before
     assert backlog < taken_in <= FLOOD_SYNS
     return taken_in
 
@@ -93,13 +70,7 @@ def report_flood_memory(peak_requests, object_size):
 def flood_accounting(proto, ns, events):
     """qwatch's events by kind against the kernel's counters, for a timeout."""
     kinds = collections.Counter(e["event"] for e in events)
-    if proto == "hsp":
-        kernel = {name: hsp.stat(ns, name) for name in ("SynsReceived", "SynQueueDrops",
-                                                          "ListenOverflows")}
-    else:
-        kernel = {name: nstat(ns, name) for name in ("TcpInSegs", "TcpExtListenDrops",
-                                                      "TcpExtListenOverflows")}
-    return f"qwatch {dict(kinds)}, kernel {kernel}"
+    return f"qwatch {dict(kinds)}, kernel {proto.syn_accounting(ns)}"
 
 
 def syn_flood_outcome(proto, qwatch, backlog):
@@ -111,19 +82,18 @@ def syn_flood_outcome(proto, qwatch, backlog):
         drop_unmarked_resets(pair.client, FLOOD_MARK)
         log = KernelLog()
         cleanup.callback(log.close)
-        listener = cleanup.enter_context(make_socket(proto, pair.server))
-        listener.bind((pair.server_addr, 0))
-        listener.listen(backlog)
-        port = listener.getsockname()[1]
+        listener, port = proto.listen(pair.server, pair.server_addr, backlog)
+        cleanup.enter_context(listener)
 
         requests_memory = None
-        if proto == "hsp":
+        if proto is HSP:
             requests_memory = cleanup.enter_context(SlabPeak("request_sock_hsp"))
         taken_in = flood(proto, pair, port, backlog)
-        events = lambda: qwatch.select(netns=pair.server.inode, lport=port, proto=proto)
+        events = lambda: qwatch.select(netns=pair.server.inode, lport=port, proto=proto.name)
         syn_events = lambda: [e for e in events() if e["event"] in ("syn_recv", "syn_drop")]
         qwatch.wait_for(lambda q: len(syn_events()) == taken_in, timeout=120,
-                        what=f"{proto}: one syn_recv or syn_drop per SYN ({taken_in} taken in)",
+                        what=f"{proto.name}: one syn_recv or syn_drop per SYN "
+                             f"({taken_in} taken in)",
                         state=lambda q: flood_accounting(proto, pair.server, events()))
         if requests_memory:
             peak_requests = requests_memory.stop() - requests_memory.baseline
@@ -136,7 +106,7 @@ def syn_flood_outcome(proto, qwatch, backlog):
 
         # Once the flood's requests expire, a real client retrying its SYN
         # gets through.
-        client = cleanup.enter_context(make_socket(proto, pair.client))
+        client = cleanup.enter_context(proto.socket(pair.client))
         client.settimeout(scaled(60))
         client.connect((pair.server_addr, port))
         cleanup.enter_context(listener.accept()[0])
@@ -147,7 +117,7 @@ def syn_flood_outcome(proto, qwatch, backlog):
 def test_syn_flood__the_syn_queue_holds_its_limit_as_tcp_does(hsp_module):
     backlog = 64
     with QwatchStream() as qwatch:
-        outcome = {proto: syn_flood_outcome(proto, qwatch, backlog) for proto in ("tcp", "hsp")}
+        outcome = {proto.name: syn_flood_outcome(proto, qwatch, backlog) for proto in (TCP, HSP)}
     assert outcome["hsp"] == outcome["tcp"], outcome
     # The SYN queue takes backlog + 1 requests at most; one warning per listener.
     assert outcome["tcp"]["peak_syn_queue"] <= backlog + 1

@@ -40,7 +40,7 @@ class Capture:
     """Every HSP packet arriving in a namespace, as raw IPv4 bytes."""
 
     def __init__(self, ns):
-        self.sock = socket_in(ns, socket.AF_INET, socket.SOCK_RAW, hsp.IPPROTO_HSP)
+        self.sock = socket_in(ns, socket.AF_INET, socket.SOCK_RAW, hsp.protocol())
         self.packets = []
 
     def drain(self):
@@ -69,7 +69,7 @@ def assert_fully_defined(packet):
     assert struct.unpack_from("!H", packet, 2)[0] == len(packet) == 20 + 16, \
         "bytes beyond the HSP header"
     assert f["doff"] == 4
-    pseudo = packet[12:20] + struct.pack("!BBH", 0, hsp.IPPROTO_HSP, 16)
+    pseudo = packet[12:20] + struct.pack("!BBH", 0, hsp.protocol(), 16)
     assert checksum(pseudo + packet[20:]) == 0, "wrong checksum"
     if not f["flags"] & ACK:
         assert f["ack_seq"] == 0, "acknowledgement number set without ACK"

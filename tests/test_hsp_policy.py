@@ -8,18 +8,17 @@ import ctypes
 import errno
 import json
 import os
-import select
 import socket
 import struct
 import sys
 
 import pytest
 
-from lib import hsp
+from lib import nft
 from lib.cgroup import DenyCgroup
 from lib.cmd import run, scaled, wait_until
-from lib.hsp_wire import checksum, segment, tcp_syn
-from lib.netns import NetNSPair, socket_in
+from lib.hsp_wire import checksum
+from lib.netns import NetNSPair, connected, socket_in
 from lib.proto import PROTOCOLS
 
 # Three NOPs and an end-of-list: IP options every kernel accepts.
@@ -72,26 +71,14 @@ def pair(netns_pair, hsp_module):
     return netns_pair
 
 
-def nft(ns, ruleset):
-    run(["nft", "-f", "-"], ns=ns, input=ruleset)
-
-
-def nft_counter(ns, table):
-    """Packets counted by the one counter of inet @table in @ns."""
-    out = json.loads(run(["nft", "-j", "list", "table", "inet", table], ns=ns).stdout)
-    [counter] = [expr["counter"] for item in out["nftables"] if "rule" in item
-                 for expr in item["rule"]["expr"] if "counter" in expr]
-    return counter["packets"]
-
-
 def test_ip_options__any_user_in_any_state_as_for_tcp(pair):
     """IP_OPTIONS makes generic IPv4 code call icsk_sync_mss on every
     connection socket: HSP must have one (a NULL one crashed the kernel)."""
     seen = {}
     for proto in PROTOCOLS:
-        number = socket.IPPROTO_TCP if proto.name == "tcp" else hsp.IPPROTO_HSP
         out = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                   sys.executable, "-c", UNPRIVILEGED_IP_OPTIONS, str(number), "10.77.0.99"],
+                   sys.executable, "-c", UNPRIVILEGED_IP_OPTIONS, str(proto.number()),
+                   "10.77.0.99"],
                   ns=pair.client).stdout
         seen[proto.name] = json.loads(out)
     assert seen["hsp"] == seen["tcp"]
@@ -135,8 +122,7 @@ def test_socket_filter__drops_final_acks_and_syns_as_for_tcp(hsp_module):
     for proto in PROTOCOLS:
         with NetNSPair() as pair:
             listener, port = proto.listen(pair.server, pair.server_addr, 8)
-            nft(pair.client, f"""table inet qwhold {{ chain output {{
-                type filter hook output priority 0; {proto.final_ack_match(port)} drop; }}; }}""")
+            held = nft.output_rule(pair.client, f"{proto.final_ack_match(port)} drop")
             clients = [proto.socket(pair.client) for _ in range(2)]
             clients[0].setblocking(False)
             clients[0].connect_ex((pair.server_addr, port))
@@ -145,7 +131,7 @@ def test_socket_filter__drops_final_acks_and_syns_as_for_tcp(hsp_module):
             drops = proto.queues(pair.server, port)["drops"]
             # The final ACK, answering the next SYN-ACK retransmission, and
             # a new SYN: both for the filter.
-            run(["nft", "delete", "table", "inet", "qwhold"], ns=pair.client)
+            held.delete()
             clients[1].setblocking(False)
             clients[1].connect_ex((pair.server_addr, port))
             wait_until(lambda: proto.queues(pair.server, port)["drops"] - drops >= 2,
@@ -169,12 +155,11 @@ def test_nft_owner_match__sees_hsp_segments_as_tcp_segments(hsp_module):
             with NetNSPair() as pair:
                 listener, port = proto.listen(pair.server, pair.server_addr, 8)
                 ns = pair.client if side == "client" else pair.server
-                nft(ns, """table inet qwowner { chain output {
-                    type filter hook output priority 0; meta skuid 0 counter drop; }; }""")
+                owner = nft.output_rule(ns, "meta skuid 0 counter drop")
                 client = proto.socket(pair.client)
                 client.setblocking(False)
                 client.connect_ex((pair.server_addr, port))
-                wait_until(lambda: nft_counter(ns, "qwowner") > 0,
+                wait_until(lambda: owner.counter() > 0,
                            what=f"{proto.name}: the {side}'s owner rule to match")
                 # Whether a request is in the SYN queue at this moment is no
                 # measure: a request whose SYN-ACK retransmission cannot be
@@ -196,15 +181,7 @@ def test_nft_owner_match__sees_hsp_segments_as_tcp_segments(hsp_module):
 def count_output(ns, match):
     """An nftables counter in @ns's output hook, before the cgroup egress
     hook (ip_finish_output): it counts what a socket tried to send."""
-    nft(ns, f"""table inet qwsent {{ chain output {{
-        type filter hook output priority 0; {match} counter; }}; }}""")
-    return lambda: nft_counter(ns, "qwsent")
-
-
-def connected(sock):
-    """Whether a non-blocking connect() on @sock has completed."""
-    return bool(select.select([], [sock], [], 0)[1]) and not sock.getsockopt(
-        socket.SOL_SOCKET, socket.SO_ERROR)
+    return nft.output_rule(ns, f"{match} counter").counter
 
 
 def connect_from_cgroup(proto, pair, policy):
@@ -322,19 +299,10 @@ def test_reconnect_from_the_port_of_a_stale_request__as_for_tcp(hsp_module):
             # The stale handshake: a SYN from the port, and none of the
             # SYN-ACKs of its request ever reach the client's kernel (which
             # would reset the request itself); its ACK to a new SYN does.
-            if proto.name == "tcp":
-                number = socket.IPPROTO_TCP
-                syn = tcp_syn(pair.client_addr, pair.server_addr, sport, port, stale_isn)
-                stale_synack = (f"tcp sport {port} tcp flags & (syn | ack) == syn | ack "
-                                f"tcp ackseq {stale_isn + 1}")
-            else:
-                number = hsp.IPPROTO_HSP
-                syn = segment(pair.client_addr, pair.server_addr, sport, port, seq=stale_isn)
-                stale_synack = (f"ip protocol {number} @th,0,16 {port} @th,104,8 0x03 "
-                                f"@th,64,32 {stale_isn + 1}")
-            nft(pair.client, f"""table inet qwstale {{ chain input {{
-                type filter hook input priority 0; {stale_synack} drop; }}; }}""")
-            with socket_in(pair.client, socket.AF_INET, socket.SOCK_RAW, number) as raw:
+            syn = proto.syn(pair.client_addr, pair.server_addr, sport, port, stale_isn)
+            nft.input_rule(pair.client,
+                           f"{proto.synack_acking_match(port, stale_isn + 1)} drop")
+            with proto.raw_socket(pair.client) as raw:
                 raw.sendto(syn, (pair.server_addr, 0))
             wait_until(lambda: proto.requests(pair.server, port) == 1, what="the stale request")
 
@@ -375,14 +343,10 @@ def test_syn_to_an_ip_broadcast_in_a_unicast_frame__dropped_as_by_tcp(hsp_module
     for proto in PROTOCOLS:
         with NetNSPair() as pair:
             listener, port = proto.listen(pair.server, "0.0.0.0", 8)
-            if proto.name == "tcp":
-                payload, number = tcp_syn(pair.client_addr, broadcast, sport, port, 1000), 6
-            else:
-                payload = segment(pair.client_addr, broadcast, sport, port, seq=1000)
-                number = hsp.IPPROTO_HSP
+            payload = proto.syn(pair.client_addr, broadcast, sport, port, 1000)
             frame = (mac_address(pair.server, pair.server_dev)
                      + mac_address(pair.client, pair.client_dev) + b"\x08\x00"
-                     + ipv4_packet(pair.client_addr, broadcast, number, payload))
+                     + ipv4_packet(pair.client_addr, broadcast, proto.number(), payload))
             with socket_in(pair.client, socket.AF_PACKET, socket.SOCK_RAW) as link:
                 link.bind((pair.client_dev, 0))
                 link.send(frame)

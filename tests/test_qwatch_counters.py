@@ -17,15 +17,14 @@ from contextlib import ExitStack
 
 import pytest
 
-from lib import REPO, hsp
+from lib import REPO, nft
 from lib.cmd import run, scaled, wait_until
-from lib.hsp_wire import drop_unmarked_resets, stop_dropping_resets
+from lib.hsp_wire import drop_unmarked_resets
 from lib.kernel import nstat_all, ss_listener, ss_listeners_by_cookie
-from lib.netns import socket_in
+from lib.netns import connected, socket_in
 from lib.proto import PROTOCOLS
 from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, parse, scrape
-from lib.tcp import (connect_many, fastopen_connect, hold_final_acks, release_final_acks,
-                     tcp_listener)
+from lib.tcp import connect_many, fastopen_connect, hold_final_acks, tcp_listener
 
 FLOOD_MARK = 45
 FLOOD = os.path.join(REPO, "tests", "workload", "syn_flood.py")
@@ -54,13 +53,6 @@ def metric_counts(metrics_port, port):
     text = scrape(metrics_port)
     return {field: metric_value(text, f"qwatch_{field}_total", lport=port)
             for field in KERNEL_NAMES}
-
-
-def freeze_input(ns):
-    """Drops every packet @ns receives, so its counters stop moving."""
-    run(["nft", "-f", "-"], ns=ns,
-        input="table inet qwfreeze { chain input { type filter hook input priority 0; "
-              "policy drop; }; }")
 
 
 def assert_counts_equal_kernel(ns, before, read_qwatch, kernel=kernel_counts):
@@ -115,16 +107,9 @@ def drop_events(qwatch, port):
             if e["event"] in ("syn_drop", "ack_drop", "overflow")]
 
 
-def connected(clients):
+def count_connected(clients):
     """How many of @clients' non-blocking connects have completed."""
-    done = 0
-    for client in clients:
-        try:
-            client.getpeername()
-            done += 1
-        except OSError:
-            pass
-    return done
+    return sum(1 for client in clients if connected(client))
 
 
 def clients_through_cookies(pair, port, backlog, clients, syns_per_cpu, cleanup):
@@ -138,20 +123,21 @@ def clients_through_cookies(pair, port, backlog, clients, syns_per_cpu, cleanup)
     drop_unmarked_resets(client, FLOOD_MARK)
     # Held before the flood, so that the clients connect while the flood's
     # requests (pruned after two timeouts in a full queue) still fill it.
-    hold_final_acks(client, port)
+    held = hold_final_acks(client, port)
     flood_from_both_cpus(pair, port, syns_per_cpu)
     conns = connect_many(client, pair.server_addr, port, clients)
     for conn in conns:
         cleanup.callback(conn.close)
-    wait_until(lambda: connected(conns) == clients, what=f"{clients} clients connected")
-    release_final_acks(client)
+    wait_until(lambda: count_connected(conns) == clients, what=f"{clients} clients connected")
+    held.delete()
     for conn in conns:
         conn.send(b"x")
     overflows = nstat_all(server).get("TcpExtListenOverflows", 0)
-    wait_until(lambda: ss_listener(server, port)[0] == backlog + 1, what="a full accept queue")
+    # A cookie ACK overflows only a full accept queue, and nothing accepts:
+    # once every extra client overflowed, the queue is as full as it gets.
     wait_until(lambda: nstat_all(server).get("TcpExtListenOverflows", 0) - overflows
                >= clients - (backlog + 1), what="every extra client to overflow")
-    freeze_input(server)
+    nft.freeze_input(server)
 
 
 def test_syncookie_flood__counters_equal_nstat_with_clients_through_cookies(netns_pair, qwatch):
@@ -193,7 +179,7 @@ def test_syn_flood_cookies_off__syn_queue_full_drops_equal_nstat(netns_pair, qwa
         listener, port = tcp_listener(server, netns_pair.server_addr, 16)
         cleanup.callback(listener.close)
         flood_from_both_cpus(netns_pair, port, 300)
-        freeze_input(server)
+        nft.freeze_input(server)
 
         counted = assert_counts_equal_kernel(
             server, before, lambda: metric_counts(qwatch.metrics_port, port))
@@ -225,8 +211,8 @@ def test_same_scenario_tcp_and_hsp__counters_equal_the_kernels(netns_pair, hsp_m
     flood is sent."""
     server, client = netns_pair.server, netns_pair.client
     run(["sysctl", "-qw", "net.ipv4.tcp_syncookies=0"], ns=server)
-    kernel = (lambda ns: {**kernel_counts(ns), "handshakes": hsp.stat(ns, "PassiveOpens")}) \
-        if proto.name == "hsp" else kernel_counts
+    # HSP's handshakes are in /proc/net/hsp_stat, TCP's in nstat.
+    kernel = lambda ns: {**kernel_counts(ns), "handshakes": proto.passive_opens(ns)}
     before = kernel(server)
     segments_before = proto.segments_in(server)
     backlog = 4
@@ -236,30 +222,37 @@ def test_same_scenario_tcp_and_hsp__counters_equal_the_kernels(netns_pair, hsp_m
         cleanup.callback(listener.close)
 
         def connect(count):
+            conns = []
             for _ in range(count):
                 conn = proto.socket(client)
                 cleanup.callback(conn.close)
                 conn.setblocking(False)
                 conn.connect_ex((netns_pair.server_addr, port))
+                conns.append(conn)
+            return conns
 
         def moved(name):
             return kernel(server)[name] - before[name]
 
-        drop_unmarked_resets(client, FLOOD_MARK)
+        resets_dropped = drop_unmarked_resets(client, FLOOD_MARK)
         flood_from_both_cpus(netns_pair, port, syns_per_cpu, proto=proto.name)
         wait_until(lambda: proto.segments_in(server) - segments_before >= 2 * syns_per_cpu,
                    what="the flood to reach the listener")
         assert proto.queues(server, port)["syn_queue"] >= backlog + 1
-        stop_dropping_resets(client)
+        resets_dropped.delete()
         # Each request's next SYN-ACK now meets the client's reset.
         wait_until(lambda: proto.queues(server, port)["syn_queue"] == 0,
                    what="the flood's requests reset", state=lambda: proto.queues(server, port))
-        connect(backlog + 1)
-        wait_until(lambda: moved("handshakes") == backlog + 1, what="a full accept queue",
+        first = connect(backlog + 1)
+        # Every client connected and no request left: each final ACK has
+        # made a child (or overflowed); how many is read below, not waited for.
+        wait_until(lambda: all(connected(c) for c in first)
+                   and proto.queues(server, port)["syn_queue"] == 0,
+                   what="the first clients' handshakes done",
                    state=lambda: (moved("handshakes"), proto.queues(server, port)))
         connect(3)
         wait_until(lambda: moved("listen_overflows") >= 3, what="clients overflowing")
-        freeze_input(server)
+        nft.freeze_input(server)
 
         counted = assert_counts_equal_kernel(
             server, before, lambda: metric_counts(qwatch.metrics_port, port), kernel)
@@ -284,10 +277,10 @@ def test_fastopen__tfo_children_equal_nstat(netns_pair, qwatch):
             cleanup.callback(conn.close)
             # The first gets a cookie, the others send data in their SYN.
             fastopen_connect(conn, (netns_pair.server_addr, port), b"hello")
-            wait_until(lambda: connected([conn]), what="a TFO connect")
+            wait_until(lambda: connected(conn), what="a TFO connect")
         wait_until(lambda: ss_listener(server, port)[0] == connections,
                    what=f"{connections} children queued")
-        freeze_input(server)
+        nft.freeze_input(server)
 
         counted = assert_counts_equal_kernel(
             server, before, lambda: metric_counts(qwatch.metrics_port, port))
@@ -318,7 +311,7 @@ def test_defer_accept__bare_acks_are_no_listen_drops(netns_pair, qwatch):
             conn.send(b"data")
         wait_until(lambda: ss_listener(server, port)[0] == clients,
                    what="children once data came")
-        freeze_input(server)
+        nft.freeze_input(server)
 
         counted = assert_counts_equal_kernel(
             server, before, lambda: metric_counts(qwatch.metrics_port, port))
@@ -335,16 +328,14 @@ def test_syn_retransmits_at_live_requests__no_drops(netns_pair, qwatch):
     with ExitStack() as cleanup:
         listener, port = tcp_listener(server, netns_pair.server_addr, 16)
         cleanup.callback(listener.close)
-        run(["nft", "-f", "-"], ns=client, input=f"""table inet qwnosynack {{
-            chain input {{ type filter hook input priority 0;
-                tcp sport {port} tcp flags & (syn | ack) == syn | ack drop; }}; }}""")
+        nft.input_rule(client, f"tcp sport {port} tcp flags & (syn | ack) == syn | ack drop")
         retrans_before = nstat_all(client).get("TcpExtTCPSynRetrans", 0)
         conns = connect_many(client, netns_pair.server_addr, port, clients)
         for conn in conns:
             cleanup.callback(conn.close)
         wait_until(lambda: nstat_all(client).get("TcpExtTCPSynRetrans", 0) - retrans_before
                    >= clients, timeout=60, what="every client's SYN retransmitted")
-        freeze_input(server)
+        nft.freeze_input(server)
 
         counted = assert_counts_equal_kernel(
             server, before, lambda: metric_counts(qwatch.metrics_port, port))

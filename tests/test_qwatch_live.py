@@ -24,7 +24,7 @@ from lib.kernel import nstat, ss_listener, ss_syn_recv
 from lib.netns import socket_in
 from lib.proto import PROTOCOLS
 from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, once, scrape
-from lib.tcp import connect_many, hold_final_acks, release_final_acks, tcp_listener
+from lib.tcp import connect_many, hold_final_acks, tcp_listener
 
 REPORTS = os.path.join(REPO, "build", "reports")
 
@@ -47,7 +47,7 @@ def test_first_table__shows_queues_that_filled_before_qwatch_started(netns_pair,
     tcp, tcp_port = tcp_listener(server, addr, 8)
     done = connect_many(client, addr, tcp_port, 3)
     wait_until(lambda: ss_listener(server, tcp_port)[0] == 3, what="3 TCP children")
-    hold_final_acks(client, tcp_port)
+    acks_held = hold_final_acks(client, tcp_port)
     held = connect_many(client, addr, tcp_port, 2)
     wait_until(lambda: ss_syn_recv(server, tcp_port) == 2, what="2 TCP requests")
 
@@ -65,7 +65,7 @@ def test_first_table__shows_queues_that_filled_before_qwatch_started(netns_pair,
     assert hsp_row[6] == f"{proc['accept_queue']}/{proc['accept_max']}"
     assert "watching tcp, hsp" in out
 
-    release_final_acks(client)
+    acks_held.delete()
     for sock in done + held + hsp_clients + [tcp, hsp_listener]:
         sock.close()
 
@@ -181,7 +181,7 @@ def test_hist__latencies_fall_inside_the_measured_window(netns_pair):
     hist = Background([QWATCH, "--events", "--hist", "--netns", server.name, "--port", str(port),
                        "--ready-fd", "{ready_fd}"])
     with QwatchStream("--netns", server.name, "--port", str(port)) as stream:
-        hold_final_acks(client, port)
+        acks_held = hold_final_acks(client, port)
         before_syn = time.monotonic()
         [conn] = connect_many(client, addr, port, 1)
         wait_until(lambda: ss_syn_recv(server, port) == 1, what="the request")
@@ -189,7 +189,7 @@ def test_hist__latencies_fall_inside_the_measured_window(netns_pair):
         # The request waits for the next SYN-ACK retransmission after this.
         # Stamped before the release: no final ACK can pass earlier.
         released = time.monotonic()
-        release_final_acks(client)
+        acks_held.delete()
         wait_until(lambda: ss_listener(server, port)[0] == 1, timeout=60, what="the child")
         child_seen = time.monotonic()
         stream.wait_for(lambda q: q.latest(event="ack_complete"), what="ack_complete")

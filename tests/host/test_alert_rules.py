@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import REPO  # noqa: E402
 RULES = os.path.join(REPO, "packaging", "qwatch.rules.yml")
 RULES_TEST = os.path.join(REPO, "packaging", "qwatch.rules.test.yml")
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"

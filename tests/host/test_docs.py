@@ -5,7 +5,7 @@ import os
 import re
 import subprocess
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import REPO  # noqa: E402
 
 
 def test_htmldocs__build_without_warnings(tmp_path):

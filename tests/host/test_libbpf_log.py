@@ -5,7 +5,7 @@ words, from what the installed libbpf prints (its own format strings)."""
 import os
 import subprocess
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import REPO  # noqa: E402
 LIBBPF = "/usr/lib/x86_64-linux-gnu/libbpf.so.1"
 # What 6.12's verifier said of 6.1's fexit/inet_csk_accept program.
 VERIFIER_LOG = ("0: R1=ctx(off=0,imm=0) R10=fp0\n"

@@ -5,7 +5,7 @@ import os
 import re
 import subprocess
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import REPO  # noqa: E402
 MAN_PAGE = os.path.join(REPO, "man", "qwatch.8")
 
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import REPO  # noqa: E402
 DEB_DIR = os.path.join(REPO, "build", "deb")
 # What `make deb` and these tests run, by the Debian package providing it
 # (in the Makefile's DEPS; binutils through build-essential).

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import REPO  # noqa: E402
 
 
 @pytest.mark.skipif(os.path.exists("/sys/bus/event_source/devices/kprobe"),

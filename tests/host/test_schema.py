@@ -8,14 +8,12 @@ forbids."""
 import copy
 import json
 import os
-import sys
 
 import fastjsonschema
 import jsonschema
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "tests"))
+from lib import REPO  # noqa: E402
 from lib.qwatch import parse  # noqa: E402
 
 with open(os.path.join(REPO, "Documentation", "qwatch.schema.json")) as f:

@@ -12,7 +12,7 @@ import shlex
 import shutil
 import subprocess
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import REPO  # noqa: E402
 UNIT_NAME = "qwatch-exporter.service"
 UNIT = os.path.join(REPO, "packaging", UNIT_NAME)
 DEFAULTS = os.path.join(REPO, "packaging", "qwatch.default")

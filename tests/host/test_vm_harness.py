@@ -4,7 +4,7 @@
 import os
 import subprocess
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import REPO  # noqa: E402
 VM_RUN = os.path.join(REPO, "tests", "vm", "run")
 
 

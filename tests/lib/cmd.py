@@ -9,6 +9,8 @@ import threading
 import time
 from contextlib import contextmanager
 
+from .defer import defer
+
 
 # make test-debug runs the suites on a debug kernel (KASAN, lockdep) that is
 # tens of times slower under emulation: every deadline here is stretched by
@@ -95,8 +97,9 @@ class Background:
     """A background process that signals readiness by writing to an fd.
 
     The command gets the write end of a pipe; "{ready_fd}" in its argv is
-    replaced by that fd's number. Entering the context waits until one byte
-    arrives (or the process dies); leaving it terminates the process.
+    replaced by that fd's number. Creating it waits until one byte arrives
+    (or the process dies); leaving the context, or the end of the test
+    (lib.defer), terminates the process.
     """
 
     def __init__(self, cmd, ns=None, ready=True, ready_timeout=60, stdout=subprocess.PIPE):
@@ -110,6 +113,7 @@ class Background:
             text=True,
             pass_fds=(write_fd,) if ready else (),
         )
+        defer(self.stop)
         if ready:
             os.close(write_fd)
             self._wait_ready(read_fd, ready_timeout)

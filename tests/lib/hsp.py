@@ -11,8 +11,19 @@ from .netns import socket_in
 # make builds one module per kernel; make test-debug builds its own.
 MODULE = os.environ.get("HSP_MODULE",
                         os.path.join(REPO, "build", os.uname().release, "kmod", "hsp.ko"))
-IPPROTO_HSP = 253
 PARAMS = "/sys/module/hsp/parameters"
+
+
+def protocol():
+    """The IP protocol number of the loaded module (its parameter proto=;
+    the default is IPPROTO_HSP in kmod/include/uapi/linux/hsp.h, defined
+    there alone). Read at each use: tests load the module with others."""
+    try:
+        with open(os.path.join(PARAMS, "proto")) as f:
+            return int(f.read())
+    except FileNotFoundError:
+        raise RuntimeError("hsp's protocol number: the module is not loaded "
+                           f"({PARAMS}/proto does not exist)") from None
 
 
 def loaded():
@@ -47,7 +58,7 @@ def set_param(name, value):
 
 
 def hsp_socket(ns):
-    return socket_in(ns, socket.AF_INET, socket.SOCK_STREAM, IPPROTO_HSP)
+    return socket_in(ns, socket.AF_INET, socket.SOCK_STREAM, protocol())
 
 
 def proc_sockets(ns):

@@ -9,8 +9,9 @@ import select
 import socket
 import struct
 
+from . import nft
 from .cmd import scaled
-from .hsp import IPPROTO_HSP
+from .hsp import protocol
 from .netns import socket_in
 
 SYN, ACK, RST, FIN = 0x01, 0x02, 0x04, 0x08
@@ -32,7 +33,7 @@ def segment(src, dst, sport, dport, seq=0, ack_seq=0, flags=SYN, doff=4, payload
     header = HEADER.pack(sport, dport, seq, ack_seq, doff, flags, 0)
     body = header + payload
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack(
-        "!BBH", 0, IPPROTO_HSP, len(body))
+        "!BBH", 0, protocol(), len(body))
     check = checksum(pseudo + body)
     if bad_checksum:
         check ^= 0x5555
@@ -53,7 +54,7 @@ class RawPeer:
 
     def __init__(self, ns, addr):
         self.addr = addr
-        self.sock = socket_in(ns, socket.AF_INET, socket.SOCK_RAW, IPPROTO_HSP)
+        self.sock = socket_in(ns, socket.AF_INET, socket.SOCK_RAW, protocol())
 
     def send(self, dst, data):
         self.sock.sendto(data, (dst, 0))
@@ -97,22 +98,11 @@ def raw_sender(ns, protocol, mark):
     return sock
 
 
-RESET_DROP_TABLE = "qwraw"
-
-
 def drop_unmarked_resets(ns, mark):
     """The namespace's own TCP and HSP stacks would reset every SYN-ACK that
     answers a raw socket's SYN, killing the request: drop resets not
-    carrying @mark (the raw socket's)."""
-    from .cmd import run
-    run(["nft", "-f", "-"], ns=ns, input=f"""table inet {RESET_DROP_TABLE} {{
-        chain output {{ type filter hook output priority 0;
-            ip protocol {IPPROTO_HSP} @th,104,8 & {RST} == {RST} meta mark != {mark} drop;
-            tcp flags & rst == rst meta mark != {mark} drop;
-        }}; }}""")
-
-
-def stop_dropping_resets(ns):
-    """Undoes drop_unmarked_resets(@ns)."""
-    from .cmd import run
-    run(["nft", "delete", "table", "inet", RESET_DROP_TABLE], ns=ns)
+    carrying @mark (the raw socket's). Returns the lib.nft table: its
+    delete() lets them through again; it goes at the end of the test."""
+    return nft.output_rule(
+        ns, f"ip protocol {protocol()} @th,104,8 & {RST} == {RST} meta mark != {mark} drop; "
+            f"tcp flags & rst == rst meta mark != {mark} drop")

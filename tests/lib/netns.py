@@ -4,11 +4,13 @@
 import ctypes
 import os
 import secrets
+import select
 import socket
 import threading
 from contextlib import closing
 
 from .cmd import run, scaled, wait_until
+from .defer import defer
 
 
 class NetNS:
@@ -88,20 +90,41 @@ _CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+class Socket(socket.socket):
+    """A socket.socket whose close() is deferred to the end of the test
+    (lib.defer), and so is that of every child its accept() returns."""
+
+    def accept(self):
+        child, address = super().accept()
+        defer(child.close)
+        return child, address
+
+
 def socket_in(ns, *args, **kwargs):
-    """A socket.socket created inside netns @ns (None: the current one).
+    """A socket created inside netns @ns (None: the current one), closed at
+    the end of the test at the latest (lib.defer).
 
     A socket belongs to the namespace it was created in, so the calling
     thread enters @ns just for the creation and returns at once.
     """
     if ns is None:
-        return socket.socket(*args, **kwargs)
-    with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{ns}") as target:
-        _setns(target.fileno())
-        try:
-            return socket.socket(*args, **kwargs)
-        finally:
-            _setns(home.fileno())
+        sock = Socket(*args, **kwargs)
+    else:
+        with open("/proc/thread-self/ns/net") as home, open(f"/run/netns/{ns}") as target:
+            _setns(target.fileno())
+            try:
+                sock = Socket(*args, **kwargs)
+            finally:
+                _setns(home.fileno())
+    defer(sock.close)
+    return sock
+
+
+def connected(sock):
+    """Whether a non-blocking connect() on @sock has completed (writable and
+    no error; a socket still in SYN_SENT is not writable)."""
+    return bool(select.select([], [sock], [], 0)[1]) and not sock.getsockopt(
+        socket.SOL_SOCKET, socket.SO_ERROR)
 
 
 class AcceptThread(threading.Thread):

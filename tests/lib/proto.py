@@ -1,29 +1,75 @@
 # SPDX-License-Identifier: GPL-2.0
 """TCP and HSP side by side: one object per protocol with what a
 differential test asks of it, each answered by the kernel's own account
-(ss and nstat for TCP, /proc/net/hsp and /proc/net/hsp_stat for HSP)."""
+(ss and nstat for TCP, /proc/net/hsp and /proc/net/hsp_stat for HSP).
+Tests ask these objects instead of switching on a protocol's name."""
 
 import socket
 
 from . import hsp
+from .hsp_wire import segment, tcp_syn
 from .kernel import nstat, ss_listener, ss_syn_recv
 from .netns import socket_in
 
 
 class Protocol:
-    def listen(self, ns, addr, backlog):
-        """A listener on an ephemeral port of @addr in @ns: (socket, port)."""
+    def listen(self, ns, addr, backlog, port=0):
+        """A listener on @port (0: an ephemeral one) of @addr in @ns: (socket, port)."""
         listener = self.socket(ns)
-        listener.bind((addr, 0))
+        listener.bind((addr, port))
         listener.listen(backlog)
         return listener, listener.getsockname()[1]
+
+    def raw_socket(self, ns):
+        """A raw socket of this protocol in @ns (it sends segments built by
+        syn(), and receives a copy of every segment of the protocol)."""
+        return socket_in(ns, socket.AF_INET, socket.SOCK_RAW, self.number())
+
+    def accept_max(self, ns, port):
+        return self.queues(ns, port)["accept_max"]
+
+    def __repr__(self):
+        return self.name
 
 
 class Tcp(Protocol):
     name = "tcp"
 
-    def socket(self, ns):
-        return socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+    def number(self):
+        return socket.IPPROTO_TCP
+
+    def socket(self, ns, syn_retries=None):
+        """A socket in @ns; @syn_retries: SYN retransmissions connect() makes."""
+        sock = socket_in(ns, socket.AF_INET, socket.SOCK_STREAM)
+        if syn_retries is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_SYNCNT, syn_retries)
+        return sock
+
+    def syn(self, src, dst, sport, dport, seq):
+        """A bare SYN, for a raw socket."""
+        return tcp_syn(src, dst, sport, dport, seq)
+
+    def synack_acking_match(self, port, ack_seq):
+        """nft: SYN-ACKs from @port acknowledging @ack_seq."""
+        return f"tcp sport {port} tcp flags & (syn | ack) == syn | ack tcp ackseq {ack_seq}"
+
+    def synack_match(self):
+        """nft: every SYN-ACK."""
+        return "tcp flags & (syn | ack) == syn | ack"
+
+    def passive_opens(self, ns):
+        """Handshakes completed by listeners in @ns."""
+        return nstat(ns, "TcpPassiveOpens")
+
+    def request_timer_runs(self, ns):
+        """Runs of request timers in @ns: one per SYN-ACK retry or expiry
+        (tcp_syn_ack_timeout(); in a namespace holding only listeners)."""
+        return nstat(ns, "TcpExtTCPTimeouts")
+
+    def syn_accounting(self, ns):
+        """The counters a SYN flood moves in @ns, by name (for messages)."""
+        return {name: nstat(ns, name) for name in ("TcpInSegs", "TcpExtListenDrops",
+                                                   "TcpExtListenOverflows")}
 
     def to_port_match(self, port):
         return f"tcp dport {port}"
@@ -61,22 +107,54 @@ class Tcp(Protocol):
 class Hsp(Protocol):
     name = "hsp"
 
-    def socket(self, ns):
-        return hsp.hsp_socket(ns)
+    def number(self):
+        """The loaded module's protocol number (lib.hsp.protocol())."""
+        return hsp.protocol()
+
+    def socket(self, ns, syn_retries=None):
+        """A socket in @ns; @syn_retries: SYN retransmissions connect()
+        makes (HSP's syn_retries parameter, read when the socket is made)."""
+        if syn_retries is None:
+            return hsp.hsp_socket(ns)
+        default = hsp.get_param("syn_retries")
+        hsp.set_param("syn_retries", syn_retries)
+        try:
+            return hsp.hsp_socket(ns)
+        finally:
+            hsp.set_param("syn_retries", default)
+
+    def syn(self, src, dst, sport, dport, seq):
+        return segment(src, dst, sport, dport, seq=seq)
 
     # HSP header: source port at bytes 0-1, destination port at bytes 2-3,
-    # flags at byte 13.
+    # sequence number at 4-7, acknowledgement number at 8-11, flags at 13.
     def to_port_match(self, port):
-        return f"ip protocol {hsp.IPPROTO_HSP} @th,16,16 {port}"
+        return f"ip protocol {self.number()} @th,16,16 {port}"
 
     def from_port_match(self, port):
-        return f"ip protocol {hsp.IPPROTO_HSP} @th,0,16 {port}"
+        return f"ip protocol {self.number()} @th,0,16 {port}"
 
     def final_ack_match(self, port):
-        return f"ip protocol {hsp.IPPROTO_HSP} @th,16,16 {port} @th,104,8 0x02"
+        return f"ip protocol {self.number()} @th,16,16 {port} @th,104,8 0x02"
 
     def reset_match(self, port):
-        return f"ip protocol {hsp.IPPROTO_HSP} @th,16,16 {port} @th,104,8 & 0x04 == 0x04"
+        return f"ip protocol {self.number()} @th,16,16 {port} @th,104,8 & 0x04 == 0x04"
+
+    def synack_acking_match(self, port, ack_seq):
+        return f"ip protocol {self.number()} @th,0,16 {port} @th,104,8 0x03 @th,64,32 {ack_seq}"
+
+    def synack_match(self):
+        return f"ip protocol {self.number()} @th,104,8 0x03"
+
+    def passive_opens(self, ns):
+        return hsp.stat(ns, "PassiveOpens")
+
+    def request_timer_runs(self, ns):
+        return hsp.stat(ns, "RequestTimeouts")
+
+    def syn_accounting(self, ns):
+        return {name: hsp.stat(ns, name) for name in ("SynsReceived", "SynQueueDrops",
+                                                      "ListenOverflows")}
 
     def requests(self, ns, port):
         return hsp.proc_requests(ns, port)
@@ -95,4 +173,5 @@ class Hsp(Protocol):
         return hsp.stat(ns, "InSegs")
 
 
-PROTOCOLS = [Tcp(), Hsp()]
+TCP, HSP = Tcp(), Hsp()
+PROTOCOLS = [TCP, HSP]

@@ -126,11 +126,15 @@ class QwatchStream(Background):
         return found[-1] if found else None
 
     def stop(self, timeout=20):
-        """Stops qwatch; fails if any object it printed was off its schema."""
+        """Stops qwatch; fails if any object it printed was off its schema
+        (once: stopping again, as lib.defer does, says nothing new)."""
         status = super().stop(timeout)
-        self._reader.join(timeout)
-        assert not self.schema_errors, (f"{len(self.schema_errors)} objects off the schema, "
-                                        "the first: " + "\n".join(self.schema_errors[:3]))
+        reader = getattr(self, "_reader", None)  # none if qwatch never became ready
+        if reader:
+            reader.join(timeout)
+        errors, self.schema_errors = self.schema_errors, []
+        assert not errors, (f"{len(errors)} objects off the schema, "
+                            "the first: " + "\n".join(errors[:3]))
         return status
 
 

@@ -3,7 +3,8 @@
 
 import socket
 
-from .cmd import StoppableThread, run
+from . import nft
+from .cmd import StoppableThread
 from .netns import socket_in
 
 
@@ -38,14 +39,9 @@ def fastopen_connect(sock, address, data):
 
 def hold_final_acks(ns, port):
     """Drops the final ACKs @ns sends to @port: requests stay in the SYN
-    queue (the client believes it is connected) until released."""
-    run(["nft", "-f", "-"], ns=ns, input=f"""table inet qwack {{
-        chain output {{ type filter hook output priority 0;
-            tcp dport {port} tcp flags & (syn | ack) == ack drop; }}; }}""")
-
-
-def release_final_acks(ns):
-    run(["nft", "delete", "table", "inet", "qwack"], ns=ns)
+    queue (the client believes it is connected) until the returned lib.nft
+    table is deleted (.delete(), or the end of the test)."""
+    return nft.output_rule(ns, f"tcp dport {port} tcp flags & (syn | ack) == ack drop")
 
 
 class ConnectLoop(StoppableThread):
