@@ -9,7 +9,7 @@ import json
 import os
 import re
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import REPO  # noqa: E402
 HEADER = "bpf/qwatch.h"
 SCHEMA = "Documentation/qwatch.schema.json"
 DOC = "Documentation/qwatch.rst"

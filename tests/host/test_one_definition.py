@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from lib import REPO  # noqa: E402
 UAPI = "kmod/include/uapi/linux/hsp.h"
 
 # Source files by name; files without one of these names count when they
