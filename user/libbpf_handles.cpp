@@ -34,7 +34,26 @@ std::string last_lines(std::string_view text, size_t count)
   return joined;
 }
 
+bool verbose_libbpf = false;
+
+int print_libbpf(libbpf_print_level level, const char *format, va_list args)
+{
+  if (level == LIBBPF_WARN) {
+    va_list copy;
+    va_copy(copy, args);
+    record_libbpf_warning(format, copy);
+    va_end(copy);
+  }
+  return verbose_libbpf ? std::vfprintf(stderr, format, args) : 0;
+}
+
 }  // namespace
+
+void print_libbpf_messages(bool verbose)
+{
+  verbose_libbpf = verbose;
+  libbpf_set_print(print_libbpf);
+}
 
 void record_libbpf_warning(const char *format, va_list args) noexcept
 {

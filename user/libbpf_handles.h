@@ -3,6 +3,7 @@
 // holds, so that each one is released exactly once on every path.
 #pragma once
 
+#include "errors.h"
 #include "file_descriptor.h"
 
 #include <bpf/btf.h>
@@ -12,7 +13,6 @@
 #include <cstdarg>
 #include <memory>
 #include <string>
-#include <system_error>
 #include <utility>
 
 namespace qwatch {
@@ -34,14 +34,10 @@ struct BtfDeleter {
 };
 using BtfPtr = std::unique_ptr<btf, BtfDeleter>;
 
-// A fatal setup error: what failed and the errno it failed with.
-class SetupError : public std::system_error {
- public:
-  SetupError(int err, const std::string &what)
-      : std::system_error(err, std::generic_category(), what)
-  {
-  }
+struct LinkDeleter {
+  void operator()(bpf_link *link) const noexcept { bpf_link__destroy(link); }
 };
+using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
 
 // libbpf's warnings since the last check(): when a program fails to load
 // they name it and carry the verifier's log. Fed by the print callback
@@ -50,6 +46,11 @@ void record_libbpf_warning(const char *format, va_list args) noexcept;
 // "program NAME rejected: <the verifier's last words>" for the last
 // program that failed to load, or "" if none did; forgets the warnings.
 std::string take_load_failure();
+
+// Routes libbpf's messages: recorded for take_load_failure(), and printed
+// on stderr only if @verbose (a failure is reported once, in one line, with
+// what libbpf warned about it).
+void print_libbpf_messages(bool verbose);
 
 // libbpf >= 1.0: int-returning calls give -errno. A program the verifier
 // rejected is named with its reason: the errno alone (often EACCES) would

@@ -109,13 +109,15 @@ void ListenerTable::finish_resync(const CountersByListener &before,
   resync_.clear();
 }
 
-void ListenerTable::refresh_counters(
-    const std::function<qwatch_counters(uint64_t listener)> &read)
+int ListenerTable::refresh_counters(
+    const std::function<int(uint64_t listener, qwatch_counters &counters)> &read)
 {
   for (auto &[sock, state] : listeners_) {
-    state.counters = read(sock);
+    if (int err = read(sock, state.counters); err < 0)
+      return err;
     state.counters.accepts += state.unseen_accepts;
   }
+  return 0;
 }
 
 const ListenerState *ListenerTable::find(uint64_t listener) const

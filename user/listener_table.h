@@ -55,9 +55,11 @@ class ListenerTable {
   void begin_resync(const std::vector<qwatch_event> &snapshot);
   void finish_resync(const CountersByListener &before, const CountersByListener &after);
 
-  // Sets every listener's counters to what @read returns for its key
-  // (accepts: plus those no probe saw).
-  void refresh_counters(const std::function<qwatch_counters(uint64_t listener)> &read);
+  // Sets every listener's counters to what @read gives for its key
+  // (accepts: plus those no probe saw). Returns 0, or the first negative
+  // errno @read returned.
+  int refresh_counters(
+      const std::function<int(uint64_t listener, qwatch_counters &counters)> &read);
 
   const ListenerState *find(uint64_t listener) const;
   // Fullest first: by the fuller of the two queues relative to its limit.

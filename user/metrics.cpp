@@ -261,11 +261,15 @@ bool MetricsServer::read_request(Client &client, const Renderer &render)
   bool openmetrics =
       request.substr(0, end).find("application/openmetrics-text") != std::string_view::npos;
   if (line.starts_with("GET /metrics ") || line == "GET /metrics") {
-    client.response =
-        http_response("200 OK",
-                      openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
-                                  : "text/plain; version=0.0.4; charset=utf-8",
-                      render(openmetrics));
+    if (std::optional<std::string> body = render(openmetrics))
+      client.response =
+          http_response("200 OK",
+                        openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                    : "text/plain; version=0.0.4; charset=utf-8",
+                        *body);
+    else
+      client.response = http_response("503 Service Unavailable", "text/plain",
+                                      "qwatch could not read the kernel's counters\n");
   } else if (line.starts_with("GET ")) {
     client.response = http_response("404 Not Found", "text/plain", "qwatch serves /metrics\n");
   } else {

@@ -10,10 +10,12 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "libbpf_handles.h"
+#include "errors.h"
+#include "file_descriptor.h"
 #include "listener_table.h"
 #include "netns.h"
 
@@ -36,7 +38,8 @@ bool parse_endpoint(const std::string &text, sockaddr_storage &address, socklen_
 
 class MetricsServer {
  public:
-  using Renderer = std::function<std::string(bool openmetrics)>;
+  // The exposition, or nullopt when what it shows could not be read.
+  using Renderer = std::function<std::optional<std::string>(bool openmetrics)>;
 
   // Listens on @address; throws SetupError naming @text when it cannot.
   MetricsServer(const std::string &text, const sockaddr_storage &address, socklen_t length);

@@ -6,57 +6,22 @@
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <array>
 #include <ctime>
 #include <fstream>
+#include <iterator>
 #include <string_view>
+
+#include "json.h"
 
 namespace qwatch {
 
 namespace {
 
-constexpr std::array<const char *, QWATCH_EVENT_TYPES> kEventNames = {
-    "snapshot",     "listen",   "close",    "syn_recv", "syn_drop",          "overflow",
-    "ack_complete", "ack_drop", "req_drop", "expire",   "synack_retransmit", "accept",
-};
-
-// Builds one JSON object; keys are ours, string values are escaped.
-class JsonObject {
- public:
-  JsonObject &number(std::string_view key, uint64_t value)
-  {
-    return raw(key, std::to_string(value));
-  }
-  JsonObject &string(std::string_view key, std::string_view value)
-  {
-    std::string quoted = "\"";
-    for (char c : value) {
-      if (c == '"' || c == '\\')
-        quoted += '\\';
-      if (static_cast<unsigned char>(c) < 0x20)
-        continue;
-      quoted += c;
-    }
-    return raw(key, quoted + "\"");
-  }
-  JsonObject &null(std::string_view key) { return raw(key, "null"); }
-  JsonObject &boolean(std::string_view key, bool value)
-  {
-    return raw(key, value ? "true" : "false");
-  }
-  std::string str() const { return body_ + "}"; }
-
- private:
-  JsonObject &raw(std::string_view key, const std::string &value)
-  {
-    body_ += body_.size() > 1 ? ",\"" : "\"";
-    body_ += key;
-    body_ += "\":";
-    body_ += value;
-    return *this;
-  }
-  std::string body_ = "{";
-};
+// Indexed by enum qwatch_event_type: generated from the one list of events.
+#define QWATCH_EVENT_NAME(type, name) name,
+constexpr const char *kEventNames[] = {QWATCH_EVENT_LIST(QWATCH_EVENT_NAME)};
+#undef QWATCH_EVENT_NAME
+static_assert(std::size(kEventNames) == QWATCH_EVENT_TYPES, "a name for every event type");
 
 const char *stage_name(uint8_t stage)
 {
@@ -138,7 +103,7 @@ std::string queue_cell(uint32_t value, uint32_t limit, bool color)
 
 const char *event_name(uint8_t type)
 {
-  return type < kEventNames.size() ? kEventNames[type] : "unknown";
+  return type < std::size(kEventNames) ? kEventNames[type] : "unknown";
 }
 
 const char *protocol_name(const qwatch_event &e)
@@ -146,9 +111,9 @@ const char *protocol_name(const qwatch_event &e)
   if (e.mptcp)
     return "mptcp";
   switch (e.protocol) {
-  case IPPROTO_TCP:
+  case QWATCH_PROTO_TCP:
     return "tcp";
-  case QWATCH_IPPROTO_HSP:
+  case QWATCH_PROTO_HSP:
     return "hsp";
   default:
     return "unknown";

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-// How events and listeners look to people (tables) and to programs (JSON
-// lines, one object per line; the schema is in Documentation/qwatch.rst).
+// How events and listeners look to people (tables, event lines) and to
+// programs (JSON lines, one object per line; the schema is in
+// Documentation/qwatch.schema.json), for the output modes (output_mode.h).
 #pragma once
 
 #include <cstdint>

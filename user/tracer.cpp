@@ -3,7 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
-#include <netinet/in.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -57,10 +57,35 @@ bool kernel_has_kprobes()
   return false;
 }
 
-bool module_loaded(const char *module)
+// Tells one load of @module from the next: the inode of /sys/module/MODULE,
+// made anew at each load, so an rmmod and insmod between two checks is seen;
+// 0 while it is not loaded. (A built-in module has the directory, without
+// initstate.)
+uint64_t module_instance(const char *module)
 {
-  std::string path = std::string("/sys/module/") + module + "/initstate";
-  return access(path.c_str(), F_OK) == 0;
+  std::string path = std::string("/sys/module/") + module;
+  struct stat st;
+  if (access((path + "/initstate").c_str(), F_OK) != 0 || stat(path.c_str(), &st) != 0)
+    return 0;
+  return st.st_ino;
+}
+
+// HSP's IP protocol number, as the loaded module's "proto" parameter says
+// (it moves at insmod time); 0 or a negative errno.
+constexpr const char kHspProtocolParameter[] = "/sys/module/hsp/parameters/proto";
+
+int read_hsp_protocol(uint32_t &protocol)
+{
+  FILE *f = std::fopen(kHspProtocolParameter, "r");
+  if (!f)
+    return -errno;
+  int value = 0;
+  bool parsed = std::fscanf(f, "%d", &value) == 1;
+  std::fclose(f);
+  if (!parsed || value <= 0 || value > 255)
+    return -EINVAL;
+  protocol = static_cast<uint32_t>(value);
+  return 0;
 }
 
 // perf_event_open() is how libbpf attaches a kprobe. Debian's kernels
@@ -83,19 +108,6 @@ std::string perf_event_paranoid_hint(int err)
          " refuses perf_event_open() without CAP_SYS_ADMIN; 2 allows it with CAP_PERFMON)";
 }
 
-// The skeleton's link slot of each of its programs.
-bpf_link **link_of(qwatch_bpf *skel, const bpf_program *prog)
-{
-  auto **links = reinterpret_cast<bpf_link **>(&skel->links);
-  auto **progs = reinterpret_cast<bpf_program **>(&skel->progs);
-  size_t count = sizeof(skel->progs) / sizeof(bpf_program *);
-  for (size_t i = 0; i < count; i++) {
-    if (progs[i] == prog)
-      return &links[i];
-  }
-  return nullptr;
-}
-
 }  // namespace
 
 Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
@@ -113,6 +125,7 @@ Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
   } catch (const SetupError &e) {
     fentry_failure_ = e.what();
     ring_buffer_.reset();
+    hsp_links_.clear();
     skel_.reset();
     setup(settings, AttachMode::kKprobe, vmlinux.get());
   }
@@ -221,10 +234,11 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       {"hsp_rtx_synack", false, {progs->hsp_rtx_synack_entry}, {}, "hsp"},
   };
   hsp_programs_.clear();
-  // HSP's functions: kprobes only (the module has BTF on 6.12 but not on 6.1).
-  watching_hsp_ = hsp_loaded_ = module_loaded("hsp");
   // --proto tcp shows no HSP listener: spare HSP its probes.
-  watching_hsp_ = watching_hsp_ && kprobes && settings.protocol != IPPROTO_TCP;
+  want_hsp_ = settings.protocol != QWATCH_PROTO_TCP;
+  uint64_t hsp_instance = module_instance("hsp");
+  // HSP's functions: kprobes only (the module has BTF on 6.12 but not on 6.1).
+  bool probe_hsp = hsp_instance && want_hsp_ && kprobes;
   for (const auto &function : functions) {
     bool use_fentry = mode == AttachMode::kFentry && !function.module;
     const auto &used = use_fentry ? function.fentry_programs : function.kprobe_programs;
@@ -233,9 +247,9 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       if (std::find(used.begin(), used.end(), prog) == used.end())
         bpf_program__set_autoload(prog, false);
     }
-    if (function.module && watching_hsp_)
+    if (function.module && probe_hsp)
       hsp_programs_.insert(hsp_programs_.end(), used.begin(), used.end());
-    bool present = function.module ? watching_hsp_ : kernel_has_function(vmlinux, function.name);
+    bool present = function.module ? probe_hsp : kernel_has_function(vmlinux, function.name);
     if (present)
       continue;
     if (function.required)
@@ -244,61 +258,91 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       bpf_program__set_autoload(prog, false);
   }
 
-  // HSP's probes attach on their own: without them HSP is still listed
-  // (listeners only), so their failure is reported, not fatal.
+  // HSP's probes attach on their own, to each load of the module (the
+  // tracer owns their links): without them HSP is still listed (listeners
+  // only), so their failure is reported, not fatal.
   for (bpf_program *prog : hsp_programs_)
     bpf_program__set_autoattach(prog, false);
 
   const char *how = mode == AttachMode::kFentry ? " (fentry)" : " (kprobes)";
   check(qwatch_bpf::load(skel_.get()), std::string("loading the BPF programs") + how);
+  // Before the generic hooks attach: they tell HSP by its protocol number.
+  hsp_instance_ = 0;
+  adopt_hsp_module(hsp_instance);
   if (int err = qwatch_bpf::attach(skel_.get()); err) {
     std::string hint = mode == AttachMode::kKprobe ? perf_event_paranoid_hint(-err) : "";
     check(err, std::string("attaching the BPF programs") + how + hint);
   }
-  if (watching_hsp_)
-    watching_hsp_ = attach_hsp_programs();
   ring_buffer_.reset(check_ptr(
       ring_buffer__new(bpf_map__fd(skel_->maps.events), &Tracer::handle_event, this, nullptr),
       "creating the ring buffer"));
   attach_mode_ = mode;
 }
 
+void Tracer::adopt_hsp_module(uint64_t instance)
+{
+  // Probes on an old module's text went with it.
+  hsp_links_.clear();
+  hsp_instance_ = instance;
+  hsp_failure_.clear();
+  hsp_reason_.clear();
+  skel_->bss->hsp_protocol = 0;
+  hsp_state_ = instance ? HspState::kLoadedNotWatched : HspState::kNotLoaded;
+  if (!instance) {
+    hsp_reason_ = "module not loaded: listeners only";
+    return;
+  }
+  if (!want_hsp_) {
+    hsp_reason_ = "not selected";
+    return;
+  }
+  uint32_t protocol = 0;
+  if (int err = read_hsp_protocol(protocol); err < 0) {
+    // Without its number no HSP socket can be told from any other.
+    hsp_reason_ = "protocol number unknown: not watched";
+    hsp_failure_ = std::string("reading ") + kHspProtocolParameter + ": " + std::strerror(-err) +
+                   "; HSP listeners are not watched";
+    return;
+  }
+  skel_->bss->hsp_protocol = protocol;
+  if (hsp_programs_.empty()) {
+    hsp_reason_ = "loaded after qwatch started: listeners only";
+    return;
+  }
+  if (!attach_hsp_programs()) {
+    hsp_reason_ = "probes not attached: listeners only";
+    return;
+  }
+  hsp_state_ = HspState::kWatched;
+}
+
 bool Tracer::attach_hsp_programs()
 {
-  hsp_failure_.clear();
+  std::vector<LinkPtr> links;
   for (bpf_program *prog : hsp_programs_) {
-    bpf_link **link = link_of(skel_.get(), prog);
-    bpf_link__destroy(*link);
-    *link = bpf_program__attach(prog);
-    if (*link)
-      continue;
-    int err = errno;
-    hsp_failure_ = std::string("attaching HSP's kprobe ") + bpf_program__name(prog) + ": " +
-                   std::strerror(err) + perf_event_paranoid_hint(err);
-    take_load_failure();  // libbpf's warnings about it: reported above, not kept
-    for (bpf_program *attached : hsp_programs_) {
-      bpf_link **other = link_of(skel_.get(), attached);
-      bpf_link__destroy(*other);
-      *other = nullptr;
+    LinkPtr link{bpf_program__attach(prog)};
+    if (!link) {
+      int err = errno;
+      hsp_failure_ = std::string("attaching HSP's kprobe ") + bpf_program__name(prog) + ": " +
+                     std::strerror(err) + perf_event_paranoid_hint(err) +
+                     "; HSP listeners are shown without them";
+      take_load_failure();  // libbpf's warnings about it: reported above, not kept
+      return false;         // the links attached so far go with @links
     }
-    return false;
+    links.push_back(std::move(link));
   }
+  hsp_links_ = std::move(links);
   return true;
 }
 
-bool Tracer::follow_hsp_module()
+ModuleChange Tracer::follow_hsp_module()
 {
-  bool loaded = module_loaded("hsp");
-  if (loaded == hsp_loaded_)
-    return false;
-  hsp_loaded_ = loaded;
-  watching_hsp_ = false;
-  hsp_failure_.clear();
-  if (!loaded || hsp_programs_.empty())
-    return true;
-  // Probes on the old module's text went with it: attach to the new one.
-  watching_hsp_ = attach_hsp_programs();
-  return true;
+  uint64_t instance = module_instance("hsp");
+  if (instance == hsp_instance_)
+    return ModuleChange::kNone;
+  bool reloaded = instance && hsp_instance_;
+  adopt_hsp_module(instance);
+  return reloaded ? ModuleChange::kReloaded : ModuleChange::kLoadedOrUnloaded;
 }
 
 int Tracer::handle_event(void *ctx, void *data, size_t size) noexcept
@@ -352,56 +396,60 @@ int Tracer::snapshot(std::vector<qwatch_event> &listeners) const
   return 0;
 }
 
-uint64_t Tracer::sum_over_cpus(const bpf_map *map) const
+int Tracer::sum_over_cpus(const bpf_map *map, uint64_t &total) const
 {
   int cpus = libbpf_num_possible_cpus();
   if (cpus <= 0)
-    return 0;
+    return cpus < 0 ? cpus : -EINVAL;
   std::vector<uint64_t> per_cpu(static_cast<size_t>(cpus));
   uint32_t key = 0;
-  if (bpf_map__lookup_elem(map, &key, sizeof(key), per_cpu.data(),
-                           per_cpu.size() * sizeof(uint64_t), 0))
-    return 0;
-  uint64_t total = 0;
+  if (int err = bpf_map__lookup_elem(map, &key, sizeof(key), per_cpu.data(),
+                                     per_cpu.size() * sizeof(uint64_t), 0))
+    return err;
+  total = 0;
   for (uint64_t value : per_cpu)
     total += value;
-  return total;
+  return 0;
 }
 
-uint64_t Tracer::lost_events() const
+int Tracer::lost_events(uint64_t &total) const
 {
-  return sum_over_cpus(skel_->maps.lost_events);
+  return sum_over_cpus(skel_->maps.lost_events, total);
 }
 
-uint64_t Tracer::uncounted() const
+int Tracer::uncounted(uint64_t &total) const
 {
-  return sum_over_cpus(skel_->maps.uncounted);
+  return sum_over_cpus(skel_->maps.uncounted, total);
 }
 
-std::map<uint64_t, qwatch_counters> Tracer::all_counters() const
+int Tracer::all_counters(std::map<uint64_t, qwatch_counters> &all) const
 {
-  std::map<uint64_t, qwatch_counters> all;
+  all.clear();
   const bpf_map *map = skel_->maps.listener_counters;
   uint64_t key = 0, next;
   const void *previous = nullptr;
-  while (!bpf_map__get_next_key(map, previous, &next, sizeof(next))) {
+  int err;
+  while (!(err = bpf_map__get_next_key(map, previous, &next, sizeof(next)))) {
     qwatch_counters counters{};
-    // Deleted since (the listener stopped listening): skip it.
-    if (!bpf_map__lookup_elem(map, &next, sizeof(next), &counters, sizeof(counters), 0))
+    // ENOENT: deleted since (the listener stopped listening), skipped.
+    int lookup = bpf_map__lookup_elem(map, &next, sizeof(next), &counters, sizeof(counters), 0);
+    if (!lookup)
       all[next] = counters;
+    else if (lookup != -ENOENT)
+      return lookup;
     key = next;
     previous = &key;
   }
-  return all;
+  return err == -ENOENT ? 0 : err;
 }
 
-qwatch_counters Tracer::counters(uint64_t listener) const
+int Tracer::counters(uint64_t listener, qwatch_counters &counters) const
 {
-  qwatch_counters counters{};
+  counters = {};
+  int err = bpf_map__lookup_elem(skel_->maps.listener_counters, &listener, sizeof(listener),
+                                 &counters, sizeof(counters), 0);
   // ENOENT: nothing counted yet, which is all zero.
-  bpf_map__lookup_elem(skel_->maps.listener_counters, &listener, sizeof(listener), &counters,
-                       sizeof(counters), 0);
-  return counters;
+  return err == -ENOENT ? 0 : err;
 }
 
 }  // namespace qwatch

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <string>
 #include <vector>
 
 #include "libbpf_handles.h"
@@ -23,10 +24,20 @@ struct TracerSettings {
   AttachMode attach = AttachMode::kAuto;
   uint32_t netns = 0;                    // 0: every network namespace
   uint16_t lport = 0;                    // 0: every port
-  uint8_t protocol = 0;                  // 0: TCP and HSP
+  uint8_t protocol = QWATCH_PROTO_NONE;  // enum qwatch_protocol; NONE: TCP and HSP
   uint32_t ring_buffer_bytes = 1 << 20;  // a power of two, at least a page
   bool track_latency = true;             // false: latency_ns stays 0 (cheaper probes)
 };
+
+// How much of HSP the tracer sees. Watched: its module is loaded and HSP's
+// own functions are probed. Loaded, not watched: see hsp_reason(); its
+// listeners and queue transitions may still show (the generic hooks see
+// every protocol), without HSP's drop reasons, listen() or retransmits.
+enum class HspState { kNotLoaded, kLoadedNotWatched, kWatched };
+
+// What follow_hsp_module() saw: the module loaded or unloaded, or unloaded
+// and loaded again since the last check.
+enum class ModuleChange { kNone, kLoadedOrUnloaded, kReloaded };
 
 class Tracer {
  public:
@@ -41,55 +52,58 @@ class Tracer {
   // Readable when events are queued: for the reader's own poll().
   int event_fd() const;
 
+  // The reads below return 0 or a negative errno.
+
   // Fills @listeners with every listener some process holds, as the
   // kernel has it now: one record per listener and process holding it.
-  // Returns 0 or a negative errno.
   int snapshot(std::vector<qwatch_event> &listeners) const;
-
   // Events the BPF side could not queue because the ring buffer was full.
-  uint64_t lost_events() const;
-
+  int lost_events(uint64_t &total) const;
+  // Counts lost because more listeners were counted than the map holds.
+  int uncounted(uint64_t &total) const;
   // What the kernel counted for @listener (a struct sock address) while
   // attached; all zero before its first count.
-  qwatch_counters counters(uint64_t listener) const;
+  int counters(uint64_t listener, qwatch_counters &counters) const;
   // Every counted listener's counters, by struct sock address.
-  std::map<uint64_t, qwatch_counters> all_counters() const;
-  // Counts lost because more listeners were counted than the map holds.
-  uint64_t uncounted() const;
+  int all_counters(std::map<uint64_t, qwatch_counters> &all) const;
 
-  // Whether HSP's own functions are probed: its module was loaded when the
-  // tracer attached. Without them HSP listeners still show, with their
-  // queue transitions, but not its drop reasons, listen() or retransmits.
-  bool watching_hsp() const { return watching_hsp_; }
-  bool hsp_loaded() const { return hsp_loaded_; }
+  HspState hsp_state() const { return hsp_state_; }
+  // Why HSP is not watched (not kWatched), as the table's footer says it.
+  const std::string &hsp_reason() const { return hsp_reason_; }
+  // Why HSP is not (fully) watched although its module is loaded, as one
+  // sentence for stderr; "" when nothing went wrong.
+  const std::string &hsp_failure() const { return hsp_failure_; }
   // kFentry or kKprobe: what the programs on vmlinux functions use.
   AttachMode attach_mode() const { return attach_mode_; }
-  // Why HSP's probes are not attached although its module is loaded; "" if
-  // they are (or the module is not loaded).
-  const std::string &hsp_failure() const { return hsp_failure_; }
   // Why --attach auto fell back to kprobes; "" if it did not.
   const std::string &fentry_failure() const { return fentry_failure_; }
 
-  // Follows the hsp module being unloaded and loaded again, re-attaching
-  // HSP's probes where they were loaded at start; true when it changed.
-  bool follow_hsp_module();
+  // Follows the hsp module being unloaded and loaded again: tells the BPF
+  // side the loaded module's protocol number and re-attaches HSP's probes
+  // where they were loaded at start.
+  ModuleChange follow_hsp_module();
 
  private:
   static int handle_event(void *ctx, void *data, size_t size) noexcept;
-  uint64_t sum_over_cpus(const bpf_map *map) const;
+  int sum_over_cpus(const bpf_map *map, uint64_t &total) const;
   void setup(const TracerSettings &settings, AttachMode mode, const btf *vmlinux);
+  // Takes the module instance @instance (0: unloaded) as the one to watch.
+  void adopt_hsp_module(uint64_t instance);
   // Attaches every program of hsp_programs_, or none; false sets hsp_failure_.
   bool attach_hsp_programs();
 
   EventHandler on_event_;
-  bool watching_hsp_ = false;
-  bool hsp_loaded_ = false;
+  bool want_hsp_ = true;       // --proto did not rule HSP out
+  uint64_t hsp_instance_ = 0;  // the loaded module's /sys/module/hsp inode; 0: none
+  HspState hsp_state_ = HspState::kNotLoaded;
+  std::string hsp_reason_;
+  std::string hsp_failure_;
   AttachMode attach_mode_ = AttachMode::kKprobe;
   std::string fentry_failure_;
-  std::string hsp_failure_;
   std::vector<bpf_program *> hsp_programs_;  // loaded because hsp was at start
   SkeletonPtr<qwatch_bpf> skel_;
-  RingBufferPtr ring_buffer_;  // after skel_: freed before the maps it reads
+  std::vector<LinkPtr> hsp_links_;  // after skel_: destroyed before its programs
+  RingBufferPtr ring_buffer_;       // after skel_: freed before the maps it reads
 };
 
 }  // namespace qwatch

@@ -6,6 +6,7 @@ low; packaging/qwatch.default (/etc/default/qwatch) sets what the unit
 reads. No root needed: systemd-analyze checks the unit in a tree of its
 own."""
 
+import glob
 import os
 import re
 import shlex
@@ -114,9 +115,13 @@ def test_unit__runs_qwatch_quiet_serving_metrics_at_the_configured_address():
 
 
 def test_unit__options_are_ones_qwatch_has():
-    """ExecStart's options are in qwatch's long option table (user/main.cpp)."""
-    with open(os.path.join(REPO, "user", "main.cpp")) as f:
+    """ExecStart's options are in qwatch's long option table (user/cli.cpp)
+    or are output modes (user/output_*.cpp)."""
+    with open(os.path.join(REPO, "user", "cli.cpp")) as f:
         options = set(re.findall(r'\{"([\w-]+)", (?:no|required|optional)_argument', f.read()))
+    for path in glob.glob(os.path.join(REPO, "user", "output_*.cpp")):
+        with open(path) as f:
+            options |= set(re.findall(r'\.option = "([\w-]+)"', f.read()))
     assert {"metrics", "proto", "netns"} <= options
     (exec_start,) = SETTINGS[("Service", "ExecStart")]
     used = {word[2:] for word in shlex.split(exec_start) if word.startswith("--")}

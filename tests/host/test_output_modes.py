@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Adding an output mode to qwatch touches one new file: a mode written in
+one .cpp, linked with the reader's objects, is an option, has its line in
+--help and is held to the rules every mode is held to."""
+
+import glob
+import os
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(REPO, "build")
+
+# A future --queues: one line per shown listener at each interval. It shows
+# transitions over time (refused with --once) and has a rule of its own.
+SAMPLE_MODE = r'''
+#include <cstdio>
+
+#include "cli.h"
+#include "output_mode.h"
+
+namespace {
+
+class QueuesOutput : public qwatch::Output {
+ public:
+  bool tick(const qwatch::WatchView &view) override
+  {
+    for (const qwatch::ListenerState *listener : view.listeners)
+      std::printf("%u syn %u accept %u/%u\n", listener->latest.lport, listener->latest.syn_queue,
+                  listener->latest.accept_queue, listener->latest.accept_max);
+    std::fflush(stdout);
+    return true;
+  }
+};
+
+std::string refuse_queues(const qwatch::Options &options)
+{
+  return options.histograms ? "--hist prints histograms; --queues prints queues" : "";
+}
+
+const qwatch::RegisterOutputMode kQueues{{
+    .option = "queues",
+    .help = "one line per listener and interval: its two queues",
+    .rank = 40,
+    .live_only = true,
+    .needs_latency = false,
+    .refuse = refuse_queues,
+    .create = [](const qwatch::OutputContext &) -> std::unique_ptr<qwatch::Output> {
+      return std::make_unique<QueuesOutput>();
+    },
+}};
+
+}  // namespace
+'''
+
+
+@pytest.fixture(scope="module")
+def qwatch_with_queues(tmp_path_factory):
+    # The reader's objects as the Makefile links them: one per user/*.cpp.
+    sources = glob.glob(os.path.join(REPO, "user", "*.cpp"))
+    objects = sorted(os.path.join(BUILD, "user", os.path.basename(source)[:-4] + ".o")
+                     for source in sources)
+    assert all(map(os.path.exists, objects)) and os.path.exists(
+        os.path.join(BUILD, "qwatch.skel.h")), "the reader is not built: run `make user` first"
+    tmp = tmp_path_factory.mktemp("queues")
+    source = tmp / "output_queues.cpp"
+    source.write_text(SAMPLE_MODE)
+    binary = tmp / "qwatch"
+    subprocess.run(["g++", "-std=c++20", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(REPO, "user"),
+                    "-I", os.path.join(REPO, "bpf"), "-isystem", BUILD, "-c", str(source),
+                    "-o", str(tmp / "output_queues.o")], check=True)
+    libbpf = subprocess.run(["pkg-config", "--libs", "libbpf"], capture_output=True, text=True,
+                            check=True).stdout.split()
+    subprocess.run(["g++", *objects, str(tmp / "output_queues.o"), *libbpf, "-o", str(binary)],
+                   check=True)
+    return str(binary)
+
+
+def run(binary, *args):
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60)
+
+
+def refused(binary, *args):
+    """The one line of a command line refused with status 2."""
+    proc = run(binary, *args)
+    assert proc.returncode == 2 and proc.stdout == "", proc
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    return proc.stderr
+
+
+def test_new_mode__an_option_with_its_line_in_help(qwatch_with_queues):
+    usage = run(qwatch_with_queues, "--help").stdout
+    assert "[--json | --events | --quiet | --queues]" in usage
+    assert "      --queues       one line per listener and interval: its two queues\n" in usage
+    # Nothing else of the help changed.
+    reader = run(os.path.join(BUILD, "qwatch"), "--help").stdout
+    without = usage.replace(" | --queues", "").replace(
+        "      --queues       one line per listener and interval: its two queues\n", "")
+    assert without == reader
+
+
+def test_new_mode__exclusive_with_every_other_mode(qwatch_with_queues):
+    for other in ("--json", "--events", "--quiet"):
+        assert "--json, --events, --quiet and --queues are different outputs: pick one" in \
+            refused(qwatch_with_queues, "--queues", other)
+
+
+def test_new_mode__live_only_refused_with_once(qwatch_with_queues):
+    assert ("--once prints the listeners as they are now; --events, --queues, --hist and "
+            "--metrics need a live run") in refused(qwatch_with_queues, "--queues", "--once")
+
+
+def test_new_mode__its_own_rule(qwatch_with_queues):
+    assert "--hist prints histograms; --queues prints queues" in \
+        refused(qwatch_with_queues, "--queues", "--hist")
+
+
+def test_existing_modes__rules_unchanged_by_the_new_one(qwatch_with_queues):
+    assert "--json, --events, --quiet and --queues are different outputs" in \
+        refused(qwatch_with_queues, "--json", "--events")
+    assert "--quiet prints nothing: it needs --metrics ADDR:PORT to serve" in \
+        refused(qwatch_with_queues, "--quiet")
