@@ -13,30 +13,24 @@ clients: every 2 s a burst of TCP and HSP clients; a quarter of them bind
 
 import argparse
 import itertools
+import os
 import select
 import socket
 import sys
 import time
 
-HSP_PROTO_PARAMETER = "/sys/module/hsp/parameters/proto"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib import hsp  # noqa: E402
+
 SERVER, TCP_PORT, HSP_PORT = "10.99.0.1", 8080, 9090
 HELD_PORTS = range(45000, 46000)  # final ACKs from these are dropped (tests/demo/run)
 
-
-def hsp_protocol():
-    """The IP protocol number the loaded HSP module serves (its proto=)."""
-    try:
-        with open(HSP_PROTO_PARAMETER) as parameter:
-            return int(parameter.read())
-    except OSError as error:
-        sys.exit(f"workload.py: {HSP_PROTO_PARAMETER}: {error.strerror}: "
-                 "is the hsp module loaded?")
 
 
 def serve(seconds):
     listeners = []
     for protocol, port, backlog, every in ((socket.IPPROTO_TCP, TCP_PORT, 16, 0.4),
-                                           (hsp_protocol(), HSP_PORT, 8, 0.6)):
+                                           (hsp.protocol(), HSP_PORT, 8, 0.6)):
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, protocol)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((SERVER, port))
@@ -68,12 +62,12 @@ def burst(protocol, port, count, held_ports):
 
 def clients(seconds):
     held_ports = itertools.cycle(HELD_PORTS)
-    hsp = hsp_protocol()
+    hsp_number = hsp.protocol()
     open_clients = []
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         open_clients.append((time.monotonic(), burst(socket.IPPROTO_TCP, TCP_PORT, 24, held_ports)
-                             + burst(hsp, HSP_PORT, 12, held_ports)))
+                             + burst(hsp_number, HSP_PORT, 12, held_ports)))
         while open_clients and open_clients[0][0] < time.monotonic() - 6:
             for client in open_clients.pop(0)[1]:
                 client.close()

@@ -29,20 +29,10 @@ import struct
 import sys
 import time
 
-HSP_PROTO_PARAMETER = "/sys/module/hsp/parameters/proto"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib import hsp  # noqa: E402
 
-
-def hsp_protocol():
-    """The IP protocol number the loaded HSP module serves (its proto=)."""
-    try:
-        with open(HSP_PROTO_PARAMETER) as parameter:
-            return int(parameter.read())
-    except OSError as error:
-        sys.exit(f"hsp_socket_fuzz: {HSP_PROTO_PARAMETER}: {error.strerror}: "
-                 "is the hsp module loaded?")
-
-
-IPPROTO_HSP = hsp_protocol()
+IPPROTO_HSP = hsp.protocol()
 POOL = 12
 LEVELS = (socket.SOL_SOCKET, socket.IPPROTO_IP, IPPROTO_HSP, socket.IPPROTO_TCP, 0x7fffffff)
 OPTNAMES = {socket.SOL_SOCKET: range(0, 80), socket.IPPROTO_IP: range(0, 80)}

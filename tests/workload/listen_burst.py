@@ -8,22 +8,14 @@ Runs until killed or until --seconds pass.
 """
 
 import argparse
+import os
 import signal
 import socket
 import sys
 import time
 
-HSP_PROTO_PARAMETER = "/sys/module/hsp/parameters/proto"
-
-
-def hsp_protocol():
-    """The IP protocol number the loaded HSP module serves (its proto=)."""
-    try:
-        with open(HSP_PROTO_PARAMETER) as parameter:
-            return int(parameter.read())
-    except OSError as error:
-        sys.exit(f"listen_burst: --proto hsp: {HSP_PROTO_PARAMETER}: {error.strerror}: "
-                 "is the hsp module loaded?")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib import hsp  # noqa: E402
 
 
 def main():
@@ -36,7 +28,7 @@ def main():
     parser.add_argument("--proto", choices=("tcp", "hsp"), default="tcp",
                         help="hsp needs hsp.ko loaded (build/KVER/kmod/hsp.ko)")
     args = parser.parse_args()
-    protocol = hsp_protocol() if args.proto == "hsp" else socket.IPPROTO_TCP
+    protocol = hsp.protocol() if args.proto == "hsp" else socket.IPPROTO_TCP
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, protocol)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
