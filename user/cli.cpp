@@ -84,10 +84,6 @@ void check_combinations(const std::vector<const OutputMode *> &chosen, Options &
     throw UsageError(join(names) + " are different outputs: pick one");
   }
   options.output = chosen.empty() ? &default_output_mode() : chosen.front();
-  if (options.output->refuse) {
-    if (std::string complaint = options.output->refuse(options); !complaint.empty())
-      throw UsageError(complaint);
-  }
   if (options.once &&
       (options.output->live_only || options.histograms || !options.metrics.empty())) {
     std::vector<std::string> live;
@@ -98,6 +94,10 @@ void check_combinations(const std::vector<const OutputMode *> &chosen, Options &
     live.insert(live.end(), {"--hist", "--metrics"});
     throw UsageError("--once prints the listeners as they are now; " + join(live) +
                      " need a live run");
+  }
+  if (options.output->refuse) {
+    if (std::string complaint = options.output->refuse(options); !complaint.empty())
+      throw UsageError(complaint);
   }
 }
 

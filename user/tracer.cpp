@@ -238,7 +238,9 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   want_hsp_ = settings.protocol != QWATCH_PROTO_TCP;
   uint64_t hsp_instance = module_instance("hsp");
   // HSP's functions: kprobes only (the module has BTF on 6.12 but not on 6.1).
-  bool probe_hsp = hsp_instance && want_hsp_ && kprobes;
+  // A kprobe program loads without its target, so they are loaded whether
+  // or not the module is, and attached to each load of it.
+  bool probe_hsp = want_hsp_ && kprobes;
   for (const auto &function : functions) {
     bool use_fentry = mode == AttachMode::kFentry && !function.module;
     const auto &used = use_fentry ? function.fentry_programs : function.kprobe_programs;
@@ -306,7 +308,7 @@ void Tracer::adopt_hsp_module(uint64_t instance)
   }
   skel_->bss->hsp_protocol = protocol;
   if (hsp_programs_.empty()) {
-    hsp_reason_ = "loaded after qwatch started: listeners only";
+    hsp_reason_ = "no kprobes: listeners only";
     return;
   }
   if (!attach_hsp_programs()) {

@@ -121,10 +121,17 @@ def socket_in(ns, *args, **kwargs):
 
 
 def connected(sock):
-    """Whether a non-blocking connect() on @sock has completed (writable and
-    no error; a socket still in SYN_SENT is not writable)."""
-    return bool(select.select([], [sock], [], 0)[1]) and not sock.getsockopt(
-        socket.SOL_SOCKET, socket.SO_ERROR)
+    """Whether a non-blocking connect() on @sock has completed: writable and
+    with a peer. getpeername() fails in SYN_SENT and once a failed connect
+    left the socket closed (which poll() calls writable); unlike reading
+    SO_ERROR, asking does not clear the error the test may want to see."""
+    if not select.select([], [sock], [], 0)[1]:
+        return False
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
 
 
 class AcceptThread(threading.Thread):
