@@ -33,6 +33,9 @@
  */
 #define WINDOW_MAX_NS	(10ULL * 1000 * 1000 * 1000)
 
+/* bpf_loop()'s limit (BPF_MAX_LOOPS): the most buckets a table walk reads. */
+#define QWATCH_BUCKETS_MAX	(1U << 23)
+
 /* Listeners whose counters are kept at once (a host has a few hundred). */
 #define MAX_COUNTED_LISTENERS	16384
 
@@ -1024,10 +1027,9 @@ int BPF_PROG(inet_csk_accept_exit, struct sock *sk)
  * The snapshot: every listening socket some process holds, in any netns
  * (of the processes in qwatch's pid namespace). Walking files rather than
  * one protocol's hash tables finds TCP, HSP and MPTCP listeners alike and
- * names a process holding each.
+ * names a process holding each. Returns the listener written, or NULL.
  */
-SEC("iter/task_file")
-int dump_listeners(struct bpf_iter__task_file *ctx)
+static __always_inline const struct sock *snapshot_file(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
@@ -1038,13 +1040,13 @@ int dump_listeners(struct bpf_iter__task_file *ctx)
 	__u64 cookie;
 
 	if (!task || !file)
-		return 0;
+		return NULL;
 	sock = bpf_sock_from_file(file);
 	if (!sock)
-		return 0;
+		return NULL;
 	sk = sock->sk;
 	if (!sk || BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN)
-		return 0;
+		return NULL;
 	/* The socket the user holds: its cookie is the one SO_COOKIE gives. */
 	cookie = bpf_get_socket_cookie(sk);
 	listener = sk;
@@ -1055,17 +1057,17 @@ int dump_listeners(struct bpf_iter__task_file *ctx)
 		 * that one, as MPTCP's.
 		 */
 		if (!bpf_core_type_exists(struct mptcp_sock))
-			return 0;
+			return NULL;
 		listener = BPF_CORE_READ((struct mptcp_sock *)sk, first);
 		if (!listener || BPF_CORE_READ(listener, __sk_common.skc_state) != TCP_LISTEN)
-			return 0;
+			return NULL;
 		e.mptcp = 1;
 	}
 	if (!listener_selected(listener, QWATCH_SNAPSHOT, false))
-		return 0;
+		return NULL;
 	e.family = BPF_CORE_READ(listener, __sk_common.skc_family);
 	if (e.family != AF_INET && e.family != AF_INET6)
-		return 0;
+		return NULL;
 	e.ts_ns = bpf_ktime_get_ns();
 	e.type = QWATCH_SNAPSHOT;
 	e.pid = BPF_CORE_READ(task, tgid);
@@ -1078,6 +1080,404 @@ int dump_listeners(struct bpf_iter__task_file *ctx)
 	 */
 	counters_of(listener);
 	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
+	return listener;
+}
+
+SEC("iter/task_file")
+int dump_listeners(struct bpf_iter__task_file *ctx)
+{
+	snapshot_file(ctx);
+	return 0;
+}
+
+/*
+ * --queues: the snapshot and, read from the kernel's own structures when
+ * the reader asks, which requests and children each listener holds. Nothing
+ * is kept per packet. The reader sets the three globals below before each
+ * dump and reads the records from queue_entries after it.
+ */
+__u32 dump_generation = 0;	/* a new number for each dump */
+__u32 dump_table_count = 0;	/* ehash tables found so far (dump_tables) */
+__u64 dump_lost = 0;		/* records queue_entries had no room for */
+__u64 dump_tables[QWATCH_DUMP_TABLES];
+/* The dump whose tables were walked: the final call may come twice. */
+__u32 dump_walked_generation = 0;
+
+/* Ticks per second, for the jiffies times; 0 (unknown) without a config. */
+extern int CONFIG_HZ __kconfig __weak;
+
+/* Sized by the reader: 4 MiB with --queues, a page without. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} queue_entries SEC(".maps");
+
+/*
+ * The listeners of the current dump (value: dump_generation), by struct
+ * sock address: a listener several files hold is walked once, and a
+ * request sock found in ehash is kept when its rsk_listener is here.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MAX_COUNTED_LISTENERS);
+	__type(key, __u64);
+	__type(value, __u32);
+} dumped_listeners SEC(".maps");
+
+#define TCP_NEW_SYN_RECV_STATE	12
+
+static __always_inline struct qwatch_queue_entry *entry_reserve(__u8 type)
+{
+	struct qwatch_queue_entry *entry;
+
+	entry = bpf_ringbuf_reserve(&queue_entries, sizeof(*entry), 0);
+	if (!entry) {
+		__sync_fetch_and_add(&dump_lost, 1);
+		return NULL;
+	}
+	__builtin_memset(entry, 0, sizeof(*entry));
+	entry->type = type;
+	return entry;
+}
+
+static __always_inline void entry_submit(struct qwatch_queue_entry *entry)
+{
+	/* The reader drains it right after the dump: no wakeup. */
+	bpf_ringbuf_submit(entry, BPF_RB_NO_WAKEUP);
+}
+
+/* @jiffies ticks in microseconds; false if the tick rate is unknown. */
+static __always_inline bool jiffies_to_us(__u64 jiffies, __u64 *us)
+{
+	__u64 hz = CONFIG_HZ > 0 ? CONFIG_HZ : 0;
+
+	if (!hz)
+		return false;
+	*us = jiffies * 1000000 / hz;
+	return true;
+}
+
+/* The peer of a request sock or a child (both start with a sock_common). */
+static __always_inline void entry_peer(struct qwatch_queue_entry *entry,
+				       const struct sock_common *peer)
+{
+	entry->family = BPF_CORE_READ(peer, skc_family);
+	entry->rport = bpf_ntohs(BPF_CORE_READ(peer, skc_dport));
+	if (entry->family == AF_INET6)
+		BPF_CORE_READ_INTO(&entry->raddr, peer, skc_v6_daddr.in6_u.u6_addr8);
+	else
+		BPF_CORE_READ_INTO((__u32 *)entry->raddr, peer, skc_daddr);
+}
+
+/*
+ * The table a listener's request socks are hashed in, as the kernel's
+ * tcp_or_dccp_get_hashinfo() finds it: the protocol's own (HSP's, DCCP's)
+ * or else its netns' TCP table (per netns since 6.1: net.ipv4.tcp_death_row
+ * .hashinfo, the global tcp_hashinfo unless tcp_child_ehash_entries gave
+ * the netns its own).
+ */
+static __always_inline __u64 listener_table(const struct sock *listener)
+{
+	struct inet_hashinfo *table;
+
+	table = BPF_CORE_READ(listener, __sk_common.skc_prot, h.hashinfo);
+	if (!table)
+		table = BPF_CORE_READ(listener, __sk_common.skc_net.net,
+				      ipv4.tcp_death_row.hashinfo);
+	return (__u64)table;
+}
+
+/* Adds @table to those the final call walks; false if there is no room. */
+static __always_inline bool table_add(__u64 table)
+{
+	__u32 count = dump_table_count;
+
+	for (__u32 i = 0; i < QWATCH_DUMP_TABLES; i++) {
+		if (i >= count)
+			break;
+		if (dump_tables[i] == table)
+			return true;
+	}
+	if (count >= QWATCH_DUMP_TABLES)
+		return false;
+	dump_tables[count] = table;
+	dump_table_count = count + 1;
+	return true;
+}
+
+struct accept_walk {
+	const struct request_sock *req;	/* the next one */
+	__u64 jiffies;
+	__u64 listener;
+	__u32 position;
+	__u8 protocol;			/* enum qwatch_protocol */
+};
+
+/*
+ * One child of an accept queue, at @position from its head. A global
+ * function: the verifier checks it once, not at every step of every walk
+ * (its arguments are plain numbers; every read is a probe read).
+ */
+__noinline int queue_child(__u64 child_addr, __u64 listener, __u64 position, __u64 jiffies,
+			   __u32 protocol)
+{
+	const struct sock *child = (const void *)child_addr;
+	const struct inet_connection_sock *icsk = (const void *)child;
+	const struct tcp_sock *tp = (const void *)child;
+	struct qwatch_queue_entry *entry;
+	__u32 stamp, rx;
+	__u64 us;
+
+	if (!child)
+		return 0;
+	entry = entry_reserve(QWATCH_QUEUE_ACCEPT);
+	if (!entry)
+		return 0;
+	entry->listener = listener;
+	entry->order = position;
+	entry_peer(entry, &child->__sk_common);
+	/*
+	 * When the handshake completed, in jiffies: TCP's lsndtime (set when
+	 * the child is created and again as it turns ESTABLISHED; it moves
+	 * only when data is sent, which a child nobody accepted does not
+	 * do), HSP's icsk_ack.lrcvtime (set when its child is created; HSP
+	 * receives no data to move it).
+	 */
+	if (protocol == QWATCH_PROTO_TCP)
+		stamp = BPF_CORE_READ(tp, lsndtime);
+	else
+		stamp = BPF_CORE_READ(icsk, icsk_ack.lrcvtime);
+	if (stamp && jiffies_to_us((__u32)((__u32)jiffies - stamp), &us)) {
+		entry->age_us = us;
+		entry->flags |= QWATCH_ENTRY_AGE;
+	}
+	if (protocol == QWATCH_PROTO_TCP) {
+		/* What ss shows as Recv-Q: received, not read. */
+		rx = BPF_CORE_READ(tp, rcv_nxt) - BPF_CORE_READ(tp, copied_seq);
+		entry->rx_bytes = (__s32)rx > 0 ? rx : 0;
+		entry->flags |= QWATCH_ENTRY_RX;
+	}
+	entry_submit(entry);
+	return 0;
+}
+
+/*
+ * One step of an accept queue: icsk_accept_queue.rskq_accept_head, then
+ * each request's dl_next, as inet_csk_accept() takes them; req->sk is the
+ * child. Read without the queue's lock (a BPF program cannot take it):
+ * every read is a probe read, and the walk is bounded.
+ */
+static long accept_walk_one(__u32 index, void *ctx)
+{
+	struct accept_walk *w = ctx;
+	const struct request_sock *req = w->req;
+
+	if (!req)
+		return 1;
+	queue_child((__u64)BPF_CORE_READ(req, sk), w->listener, w->position, w->jiffies,
+		    w->protocol);
+	w->position++;
+	w->req = BPF_CORE_READ(req, dl_next);
+	return 0;
+}
+
+/*
+ * A listener's accept queue, head first, once per dump; notes the ehash
+ * table its request socks are in for the final call.
+ */
+static __always_inline void dump_listener(const struct sock *listener)
+{
+	const struct inet_connection_sock *icsk = (const void *)listener;
+	struct accept_walk w = {};
+	struct qwatch_queue_entry *entry;
+	__u32 generation = dump_generation, *seen;
+	__u64 key = (__u64)listener, table;
+	__u32 bound;
+
+	seen = bpf_map_lookup_elem(&dumped_listeners, &key);
+	if (seen && *seen == generation)
+		return;
+	bpf_map_update_elem(&dumped_listeners, &key, &generation, BPF_ANY);
+	table = listener_table(listener);
+	if (table && !table_add(table))
+		table = 0;	/* no room: its requests go unlisted, and it says so */
+
+	w.req = BPF_CORE_READ(icsk, icsk_accept_queue.rskq_accept_head);
+	w.jiffies = bpf_jiffies64();
+	w.listener = key;
+	w.protocol = protocol_of(listener, false);
+	/* The queue holds at most backlog + 1 (sk_acceptq_is_full() is ">"). */
+	bound = BPF_CORE_READ(listener, sk_max_ack_backlog) + 1;
+	if (bound > QWATCH_ACCEPT_WALK_MAX || bound == 0)
+		bound = QWATCH_ACCEPT_WALK_MAX;
+	bpf_loop(bound, accept_walk_one, &w, 0);
+
+	entry = entry_reserve(QWATCH_QUEUE_LISTENER);
+	if (!entry)
+		return;
+	entry->listener = key;
+	entry->table = table;
+	entry->order = w.position;
+	if (!w.req)
+		entry->flags |= QWATCH_ENTRY_COMPLETE;
+	entry_submit(entry);
+}
+
+struct table_walk {
+	__u64 table;
+	const void *buckets;	/* inet_hashinfo.ehash */
+	__u64 bucket_size;
+	__u64 now_us;
+	__u64 jiffies;
+	__u8 complete;
+};
+
+/*
+ * A request sock of a dumped listener: one SYN-queue entry. Global, as
+ * queue_child().
+ */
+__noinline int queue_request(__u64 req_addr, __u64 listener, __u64 table, __u64 now_us,
+			     __u64 jiffies)
+{
+	const struct request_sock *req = (const void *)req_addr;
+	const struct tcp_request_sock *treq = (const void *)req;
+	struct qwatch_queue_entry *entry;
+	__u64 snt_synack, expires, us;
+	__s64 ticks;
+
+	if (!req)
+		return 0;
+	entry = entry_reserve(QWATCH_QUEUE_SYN);
+	if (!entry)
+		return 0;
+	entry->listener = listener;
+	entry->table = table;
+	entry_peer(entry, &req->__req_common);
+	entry->synack_retransmits = BPF_CORE_READ(req, num_retrans);
+	entry->timeouts = BPF_CORE_READ_BITFIELD_PROBED(req, num_timeout);
+	/* What the queue's "young" counts: requests whose timer never ran. */
+	if (!entry->timeouts)
+		entry->flags |= QWATCH_ENTRY_YOUNG;
+	/*
+	 * The first SYN-ACK's time, tcp_clock_us() (CLOCK_MONOTONIC, as
+	 * bpf_ktime_get_ns()): TCP's and HSP's (which sets it as TCP does)
+	 * are at the same place, HSP's request having TCP's layout.
+	 */
+	snt_synack = BPF_CORE_READ(treq, snt_synack);
+	entry->order = snt_synack;
+	if (snt_synack && now_us >= snt_synack) {
+		entry->age_us = now_us - snt_synack;
+		entry->flags |= QWATCH_ENTRY_AGE;
+	}
+	/* Until the request timer's next run: retransmit or expiry. */
+	expires = BPF_CORE_READ(req, rsk_timer.expires);
+	ticks = (__s64)(expires - jiffies);
+	/* Unsigned division only: BPF on 6.1 has no signed one. */
+	if (jiffies_to_us(ticks < 0 ? -ticks : ticks, &us)) {
+		entry->timer_us = ticks < 0 ? -(__s64)us : (__s64)us;
+		entry->flags |= QWATCH_ENTRY_TIMER;
+	}
+	entry_submit(entry);
+	return 0;
+}
+
+/*
+ * The sockets of one ehash chain from @node, at most QWATCH_BUCKET_WALK_MAX:
+ * the requests of this dump's listeners are queued. Returns 1 when the
+ * chain is longer than that, else 0. The chain is RCU-protected and its
+ * socks are SLAB_TYPESAFE_BY_RCU: a walk that races a free may wander to
+ * another chain, which ends it (and only sockets of a dumped listener in
+ * state NEW_SYN_RECV are listed).
+ */
+__noinline int queue_chain(__u64 node_addr, __u64 table, __u64 now_us, __u64 jiffies)
+{
+	const struct hlist_nulls_node *node = (const void *)node_addr;
+	__u32 generation = dump_generation, *seen;
+	const struct sock_common *skc;
+	__u64 offset, listener;
+
+	offset = bpf_core_field_offset(struct sock_common, skc_nulls_node);
+	for (int n = 0; n < QWATCH_BUCKET_WALK_MAX; n++) {
+		if ((unsigned long)node & 1)
+			return 0;	/* the nulls marker: the chain's end */
+		skc = (const void *)node - offset;
+		if (BPF_CORE_READ(skc, skc_state) == TCP_NEW_SYN_RECV_STATE) {
+			listener = (__u64)BPF_CORE_READ(skc, skc_listener);
+			seen = bpf_map_lookup_elem(&dumped_listeners, &listener);
+			if (seen && *seen == generation)
+				queue_request((__u64)skc, listener, table, now_us, jiffies);
+		}
+		node = BPF_CORE_READ(node, next);
+	}
+	return !((unsigned long)node & 1);
+}
+
+static long table_walk_bucket(__u32 index, void *ctx)
+{
+	struct table_walk *w = ctx;
+	const struct hlist_nulls_node *node;
+
+	if (bpf_probe_read_kernel(&node, sizeof(node), w->buckets + index * w->bucket_size))
+		return 0;
+	if (queue_chain((__u64)node, w->table, w->now_us, w->jiffies))
+		w->complete = 0;
+	return 0;
+}
+
+/* The final call: each table the dumped listeners use, once. */
+static __always_inline void dump_tables_now(void)
+{
+	struct qwatch_queue_entry *entry;
+	struct table_walk w = {};
+	const struct inet_hashinfo *table;
+	__u32 count = dump_table_count, buckets;
+
+	if (dump_walked_generation == dump_generation)
+		return;
+	dump_walked_generation = dump_generation;
+	w.bucket_size = bpf_core_type_size(struct inet_ehash_bucket);
+	/* Not unrolled: each bpf_loop() call has its callback verified. */
+#pragma clang loop unroll(disable)
+	for (__u32 i = 0; i < QWATCH_DUMP_TABLES; i++) {
+		if (i >= count)
+			break;
+		w.table = dump_tables[i];
+		table = (const void *)w.table;
+		w.buckets = BPF_CORE_READ(table, ehash);
+		buckets = BPF_CORE_READ(table, ehash_mask) + 1;
+		w.complete = 1;
+		if (buckets > QWATCH_BUCKETS_MAX) {
+			buckets = QWATCH_BUCKETS_MAX;
+			w.complete = 0;
+		}
+		w.now_us = bpf_ktime_get_ns() / 1000;
+		w.jiffies = bpf_jiffies64();
+		if (w.buckets)
+			bpf_loop(buckets, table_walk_bucket, &w, 0);
+		entry = entry_reserve(QWATCH_QUEUE_TABLE);
+		if (!entry)
+			continue;
+		entry->table = w.table;
+		entry->order = buckets;
+		if (w.complete && w.buckets)
+			entry->flags |= QWATCH_ENTRY_COMPLETE;
+		entry_submit(entry);
+	}
+}
+
+SEC("iter/task_file")
+int dump_queues(struct bpf_iter__task_file *ctx)
+{
+	const struct sock *listener;
+
+	/* After the last file, the iterator calls once more without one. */
+	if (!ctx->task && !ctx->file) {
+		dump_tables_now();
+		return 0;
+	}
+	listener = snapshot_file(ctx);
+	if (listener)
+		dump_listener(listener);
 	return 0;
 }
 

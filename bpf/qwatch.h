@@ -2,7 +2,7 @@
 /*
  * The ABI between bpf/qwatch.bpf.c and the reader in user/: the record
  * that travels through the ring buffer and out of the listener iterator,
- * and the per-listener counters map's value. Fixed-width fields only, largest first, no implicit padding.
+ * the per-listener counters map's value, and the records of a queue dump. Fixed-width fields only, largest first, no implicit padding.
  */
 #ifndef __QWATCH_H
 #define __QWATCH_H
@@ -147,6 +147,59 @@ _Static_assert(sizeof(struct qwatch_event) == 104, "qwatch_event layout");
 static_assert(sizeof(struct qwatch_counters) == 104, "qwatch_counters layout");
 #else
 _Static_assert(sizeof(struct qwatch_counters) == 104, "qwatch_counters layout");
+#endif
+
+/*
+ * --queues: what a queue dump writes to its own ring buffer (queue_entries),
+ * one record each. The dump iterator (dump_queues) walks each dumped
+ * listener's accept queue after its snapshot record, then, in its final
+ * call, every ehash table those listeners' request socks live in.
+ */
+enum qwatch_queue_record {
+	QWATCH_QUEUE_SYN = 1,		/* a request sock in a listener's SYN queue */
+	QWATCH_QUEUE_ACCEPT,		/* a child in a listener's accept queue */
+	QWATCH_QUEUE_LISTENER,		/* a listener dumped: its accept queue walked */
+	QWATCH_QUEUE_TABLE,		/* an ehash table walked for request socks */
+};
+
+/* struct qwatch_queue_entry.flags */
+#define QWATCH_ENTRY_AGE	0x01	/* age_us is known */
+#define QWATCH_ENTRY_TIMER	0x02	/* timer_us is known */
+#define QWATCH_ENTRY_RX		0x04	/* rx_bytes is known (TCP) */
+#define QWATCH_ENTRY_YOUNG	0x08	/* SYN: no timeout yet (req->num_timeout == 0) */
+#define QWATCH_ENTRY_COMPLETE	0x10	/* LISTENER, TABLE: walked to its end */
+
+/* The bounds of a dump's walks (see Documentation/qwatch.rst). */
+#define QWATCH_ACCEPT_WALK_MAX	65536	/* children per accept queue */
+#define QWATCH_BUCKET_WALK_MAX	32	/* sockets per ehash bucket */
+#define QWATCH_DUMP_TABLES	64	/* ehash tables per dump */
+
+struct qwatch_queue_entry {
+	__u64 listener;		/* struct sock address (qwatch_event.listener); TABLE: 0 */
+	__u64 table;		/* SYN, LISTENER, TABLE: the inet_hashinfo address */
+	/*
+	 * SYN: when its first SYN-ACK was sent (tcp_request_sock.snt_synack,
+	 * us of CLOCK_MONOTONIC, 0: not yet), the SYN queue's order;
+	 * ACCEPT: its place from the head (0: what accept() returns next);
+	 * LISTENER: children walked; TABLE: buckets walked.
+	 */
+	__u64 order;
+	__u64 age_us;		/* SYN: since its first SYN-ACK; ACCEPT: since the handshake */
+	__s64 timer_us;		/* SYN: until its timer fires (negative: overdue) */
+	__u64 rx_bytes;		/* ACCEPT: received and not read yet */
+	__u8 raddr[16];		/* the peer; IPv4 in the first 4 bytes, network order */
+	__u16 rport;		/* host order */
+	__u16 family;		/* AF_INET or AF_INET6 */
+	__u8 type;		/* enum qwatch_queue_record */
+	__u8 flags;		/* QWATCH_ENTRY_* */
+	__u8 synack_retransmits;	/* SYN: req->num_retrans */
+	__u8 timeouts;		/* SYN: req->num_timeout */
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct qwatch_queue_entry) == 72, "qwatch_queue_entry layout");
+#else
+_Static_assert(sizeof(struct qwatch_queue_entry) == 72, "qwatch_queue_entry layout");
 #endif
 
 #endif /* __QWATCH_H */

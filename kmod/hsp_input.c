@@ -95,6 +95,8 @@ static void hsp_openreq_init(struct request_sock *req, const struct sock *sk,
 	hreq->rcv_isn = ntohl(hh->seq);
 	hreq->snt_isn = get_random_u32();
 	hreq->last_dup_syn_answer = 0;
+	/* Set by the first SYN-ACK, as TCP's (tcp_make_synack()). */
+	tcp_rsk(req)->snt_synack = 0;
 	/* Read by the kernel's request migration (struct hsp_request_sock). */
 	tcp_rsk(req)->is_mptcp = 0;
 	tcp_rsk(req)->tfo_listener = false;
@@ -199,6 +201,11 @@ static struct sock *hsp_v4_syn_recv_sock(const struct sock *sk,
 	hsp_sk(newsk)->snd_isn = hsp_rsk(req)->snt_isn;
 	hsp_sk(newsk)->rcv_isn = hsp_rsk(req)->rcv_isn;
 	hsp_init_xmit_timers(newsk);
+	/*
+	 * When the handshake completed, where tcp_create_openreq_child()
+	 * puts it (qwatch --queues reads it as the child's age).
+	 */
+	inet_csk(newsk)->icsk_ack.lrcvtime = tcp_jiffies32;
 	newinet = inet_sk(newsk);
 	sk_daddr_set(newsk, ireq->ir_rmt_addr);
 	sk_rcv_saddr_set(newsk, ireq->ir_loc_addr);

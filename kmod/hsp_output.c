@@ -9,6 +9,7 @@
  */
 #include <net/ip.h>
 #include <net/route.h>
+#include <net/tcp.h>		/* tcp_clock_us() */
 
 #include "hsp.h"
 
@@ -86,6 +87,9 @@ int hsp_v4_send_synack(const struct sock *sk, struct request_sock *req)
 		dst_release(dst);
 		return -ENOMEM;
 	}
+	/* The first SYN-ACK's time, as tcp_make_synack() keeps it. */
+	if (!tcp_rsk(req)->snt_synack)
+		tcp_rsk(req)->snt_synack = tcp_clock_us();
 	hsp_push_header(skb, ireq->ir_loc_addr, ireq->ir_rmt_addr,
 			htons(ireq->ir_num), ireq->ir_rmt_port, hreq->snt_isn,
 			hreq->rcv_isn + 1, HSP_FLAG_SYN | HSP_FLAG_ACK);

@@ -45,11 +45,14 @@ static int hsp_stat_show(struct seq_file *seq, void *v)
  * One line per socket. For a listener, acceptq/maxq/synq/drops are
  * sk_ack_backlog, sk_max_ack_backlog, icsk_accept_queue.qlen and sk_drops;
  * for others they are 0. Request socks (st 0C, TCP_NEW_SYN_RECV) have no
- * inode.
+ * inode; their retrans is req->num_retrans, the SYN-ACKs sent again (what
+ * ss shows for TCP's as timer:(on,...,RETRANS)), and 0 for other sockets.
+ * The caller holds the bucket's lock, under which the request timer
+ * updates it.
  */
 static void hsp_show_sock(struct seq_file *seq, const struct sock *sk, int *row)
 {
-	unsigned int acceptq = 0, maxq = 0, synq = 0, drops = 0;
+	unsigned int acceptq = 0, maxq = 0, synq = 0, drops = 0, retrans = 0;
 	const struct inet_connection_sock *icsk = inet_csk(sk);
 	kuid_t uid = GLOBAL_ROOT_UID;
 	int state = sk->sk_state;
@@ -61,14 +64,16 @@ static void hsp_show_sock(struct seq_file *seq, const struct sock *sk, int *row)
 		synq = reqsk_queue_len(&icsk->icsk_accept_queue);
 		drops = atomic_read(&sk->sk_drops);
 	}
+	if (state == TCP_NEW_SYN_RECV)
+		retrans = inet_reqsk(sk)->num_retrans;
 	if (sk_fullsock(sk)) {
 		inode = sock_i_ino((struct sock *)sk);
 		uid = sock_i_uid((struct sock *)sk);
 	}
-	seq_printf(seq, "%4d: %08X:%04X %08X:%04X %02X %08X %08X %08X %08X %5u %8lu\n",
+	seq_printf(seq, "%4d: %08X:%04X %08X:%04X %02X %08X %08X %08X %08X %5u %8lu %7u\n",
 		   (*row)++, sk->sk_rcv_saddr, sk->sk_num, sk->sk_daddr,
 		   ntohs(sk->sk_dport), state, acceptq, maxq, synq, drops,
-		   from_kuid_munged(seq_user_ns(seq), uid), inode);
+		   from_kuid_munged(seq_user_ns(seq), uid), inode, retrans);
 }
 
 static int hsp_sockets_show(struct seq_file *seq, void *v)
@@ -80,7 +85,7 @@ static int hsp_sockets_show(struct seq_file *seq, void *v)
 	unsigned int i;
 	int row = 0;
 
-	seq_puts(seq, "  sl  local_address rem_address   st acceptq  maxq     synq     drops      uid    inode\n");
+	seq_puts(seq, "  sl  local_address rem_address   st acceptq  maxq     synq     drops      uid    inode retrans\n");
 	for (i = 0; i <= h->lhash2_mask; i++) {
 		struct inet_listen_hashbucket *ilb2 = &h->lhash2[i];
 

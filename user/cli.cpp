@@ -75,8 +75,20 @@ uint32_t parse_netns(const char *text)
 }
 
 // The rules every mode is held to; a mode's own come from its refuse().
-void check_combinations(const std::vector<const OutputMode *> &chosen, Options &options)
+void check_combinations(std::vector<const OutputMode *> chosen, Options &options)
 {
+  // A mode that prints in another's format takes that one's option as its
+  // format (--queues --json), not as a second output.
+  if (chosen.size() == 2) {
+    for (size_t i = 0; i < 2; i++) {
+      const OutputMode *mode = chosen[i], *other = chosen[1 - i];
+      if (mode->takes_format && !std::strcmp(mode->takes_format, other->option)) {
+        options.format = other->option;
+        chosen = {mode};
+        break;
+      }
+    }
+  }
   if (chosen.size() > 1) {
     std::vector<std::string> names;
     for (const OutputMode *mode : modes_with_option())
@@ -95,6 +107,8 @@ void check_combinations(const std::vector<const OutputMode *> &chosen, Options &
     throw UsageError("--once prints the listeners as they are now; " + join(live) +
                      " need a live run");
   }
+  if (options.queue_rows_given && !options.output->dumps_queues)
+    throw UsageError("--queue-rows caps the lists of --queues: it needs --queues");
   if (options.output->refuse) {
     if (std::string complaint = options.output->refuse(options); !complaint.empty())
       throw UsageError(complaint);
@@ -117,7 +131,7 @@ std::string usage()
          "] [--once] [--hist] [--no-color]\n"
          "              [-i SECONDS] [-p PORT] [--proto tcp|hsp|all] [--netns INODE|NAME]\n"
          "              [--pid PID] [--metrics ADDR:PORT] [--attach fentry|kprobe|auto]\n"
-         "              [--stats] [--ready-fd FD] [--ring-buffer KIB]\n"
+         "              [--stats] [--ready-fd FD] [--ring-buffer KIB] [--queue-rows N]\n"
          "              [interval [count]]\n"
          "\n"
          "Show the SYN queue and accept queue of every TCP and HSP listener, live.\n"
@@ -137,6 +151,7 @@ std::string usage()
          "      --stats        at exit, one JSON line on stderr: events, lost, delays\n"
          "      --ready-fd FD  write one byte to FD once the probes are attached\n"
          "      --ring-buffer KIB  size of the event ring buffer (power of two, default 1024)\n"
+         "      --queue-rows N  --queues: entries shown per queue (default 8)\n"
          "  -v, --verbose      show libbpf's messages\n"
          "  -h, --help         this text\n"
          "\n"
@@ -149,7 +164,8 @@ std::string usage()
          "    qwatch --once --json   # every listener now, one JSON line each\n"
          "    qwatch --once 10       # every listener and what it counted in 10 s\n"
          "    qwatch --metrics :9464 # also export to Prometheus on port 9464\n"
-         "    qwatch -p 8080 --netns blue --proto tcp\n";
+         "    qwatch -p 8080 --netns blue --proto tcp\n"
+         "    qwatch --queues -p 80  # under each listener, what its two queues hold\n";
 }
 
 Options parse_options(int argc, char **argv)
@@ -166,6 +182,7 @@ Options parse_options(int argc, char **argv)
     OPT_STATS,
     OPT_READY_FD,
     OPT_RING_BUFFER,
+    OPT_QUEUE_ROWS,
     OPT_OUTPUT_MODE,  // the first output mode's; the others' follow
   };
   std::vector<option> long_options = {
@@ -184,6 +201,7 @@ Options parse_options(int argc, char **argv)
       {"stats", no_argument, nullptr, OPT_STATS},
       {"ready-fd", required_argument, nullptr, OPT_READY_FD},
       {"ring-buffer", required_argument, nullptr, OPT_RING_BUFFER},
+      {"queue-rows", required_argument, nullptr, OPT_QUEUE_ROWS},
   };
   const std::vector<const OutputMode *> modes = modes_with_option();
   for (size_t i = 0; i < modes.size(); i++)
@@ -268,6 +286,10 @@ Options parse_options(int argc, char **argv)
       options.tracer.ring_buffer_bytes = static_cast<uint32_t>(kib * 1024);
       break;
     }
+    case OPT_QUEUE_ROWS:
+      options.queue_rows = parse_unsigned(optarg, 1000000, "--queue-rows");
+      options.queue_rows_given = true;
+      break;
     case ':':
       throw UsageError(std::string("option ") + argv[optind - 1] + " needs a value");
     default:
@@ -290,6 +312,7 @@ Options parse_options(int argc, char **argv)
     throw UsageError(std::string("unexpected argument '") + argv[optind] + "'");
 
   check_combinations(chosen, options);
+  options.tracer.queue_dump = options.output->dumps_queues;
   // The plain table shows no latency: spare the probes their bookkeeping.
   options.tracer.track_latency =
       options.output->needs_latency || options.histograms || !options.metrics.empty();

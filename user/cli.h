@@ -14,7 +14,12 @@ namespace qwatch {
 
 struct Options {
   const OutputMode *output = nullptr;  // set by parse_options()
-  bool verbose = false;                // libbpf's messages on stderr
+  // The mode whose format the output prints in, when it takes another's
+  // (OutputMode::takes_format: --queues --json gives "json"); "" its own.
+  std::string format;
+  unsigned long queue_rows = 8;  // --queue-rows: entries shown per list
+  bool queue_rows_given = false;
+  bool verbose = false;  // libbpf's messages on stderr
   bool once = false;
   bool interval_given = false;  // --once: count over the interval, then print
   bool histograms = false;

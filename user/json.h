@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace qwatch {
 
@@ -28,7 +30,26 @@ class JsonObject {
     }
     return raw(key, quoted + "\"");
   }
+  // A number with a fraction, to the thousandth (milliseconds to the
+  // microsecond); negative values too.
+  JsonObject &real(std::string_view key, double value)
+  {
+    char text[64];
+    std::snprintf(text, sizeof(text), "%.3f", value);
+    return raw(key, text);
+  }
   JsonObject &null(std::string_view key) { return raw(key, "null"); }
+  // An array of objects.
+  JsonObject &objects(std::string_view key, const std::vector<JsonObject> &items)
+  {
+    std::string array = "[";
+    for (const JsonObject &item : items) {
+      if (array.size() > 1)
+        array += ',';
+      array += item.str();
+    }
+    return raw(key, array + "]");
+  }
   JsonObject &boolean(std::string_view key, bool value)
   {
     return raw(key, value ? "true" : "false");

@@ -167,7 +167,55 @@ uint32_t listener_pid(const ListenerState &listener)
   return listener.pids.empty() ? 0 : *listener.pids.begin();
 }
 
-std::string listener_json(const ListenerState &listener)
+namespace {
+
+std::string peer_address(const qwatch_queue_entry &entry)
+{
+  return address_string(entry.family ? entry.family : AF_INET, entry.raddr);
+}
+
+double microseconds_to_ms(uint64_t us)
+{
+  return static_cast<double>(us) / 1000.0;
+}
+
+JsonObject syn_entry_json(const qwatch_queue_entry &entry)
+{
+  JsonObject json;
+  json.string("raddr", peer_address(entry)).number("rport", entry.rport);
+  if (entry.flags & QWATCH_ENTRY_AGE)
+    json.real("age_ms", microseconds_to_ms(entry.age_us));
+  else
+    json.null("age_ms");
+  json.number("synack_retransmits", entry.synack_retransmits)
+      .number("timeouts", entry.timeouts)
+      .boolean("young", entry.flags & QWATCH_ENTRY_YOUNG);
+  if (entry.flags & QWATCH_ENTRY_TIMER)
+    json.real("timer_ms", static_cast<double>(entry.timer_us) / 1000.0);
+  else
+    json.null("timer_ms");
+  return json;
+}
+
+JsonObject accept_entry_json(const qwatch_queue_entry &entry)
+{
+  JsonObject json;
+  json.string("raddr", peer_address(entry)).number("rport", entry.rport);
+  if (entry.flags & QWATCH_ENTRY_AGE)
+    json.real("age_ms", microseconds_to_ms(entry.age_us));
+  else
+    json.null("age_ms");
+  if (entry.flags & QWATCH_ENTRY_RX)
+    json.number("rx_bytes", entry.rx_bytes);
+  else
+    json.null("rx_bytes");
+  return json;
+}
+
+}  // namespace
+
+std::string listener_json(const ListenerState &listener, const ListenerQueues *queues,
+                          bool queues_dumped)
 {
   JsonObject json;
   qwatch_event latest = listener.latest;
@@ -183,6 +231,19 @@ std::string listener_json(const ListenerState &listener)
       .number("peak_accept_queue", listener.peak_accept_queue);
   for (const CounterField &field : kCounterFields)
     json.number(field.name, listener.counters.*field.member);
+  if (queues_dumped) {
+    // Whole lists: --queue-rows caps the screen only.
+    std::vector<JsonObject> syn, accept;
+    if (queues) {
+      for (const qwatch_queue_entry &entry : queues->syn)
+        syn.push_back(syn_entry_json(entry));
+      for (const qwatch_queue_entry &entry : queues->accept)
+        accept.push_back(accept_entry_json(entry));
+    }
+    json.objects("syn_queue_entries", syn)
+        .objects("accept_queue_entries", accept)
+        .boolean("queue_dump_complete", queues && queues->complete);
+  }
   return json.str();
 }
 
@@ -223,6 +284,57 @@ static std::string peer_endpoint(const qwatch_event &e)
   return address + ":" + std::to_string(e.rport);
 }
 
+static std::string entry_endpoint(const qwatch_queue_entry &entry)
+{
+  std::string address = peer_address(entry);
+  if (entry.family == AF_INET6)
+    address = "[" + address + "]";
+  return address + ":" + std::to_string(entry.rport);
+}
+
+// "5.28s", or "-" when unknown.
+static std::string seconds(bool known, double us)
+{
+  if (!known)
+    return "-";
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.2fs", us / 1e6);
+  return text;
+}
+
+void print_queue_rows(std::FILE *out, const ListenerQueues *queues, unsigned long rows)
+{
+  static const ListenerQueues none;
+  const ListenerQueues &q = queues ? *queues : none;
+  auto list = [out, rows](const char *name, const std::vector<qwatch_queue_entry> &entries,
+                          auto &&print_entry) {
+    if (entries.empty()) {
+      std::fprintf(out, "    %-8s (empty)\n", name);
+      return;
+    }
+    for (size_t k = 0; k < entries.size() && k < rows; k++) {
+      std::fprintf(out, "    %-8s #%-4zu%-26s ", name, k + 1, entry_endpoint(entries[k]).c_str());
+      print_entry(entries[k]);
+      std::fputc('\n', out);
+    }
+    if (entries.size() > rows)
+      std::fprintf(out, "    %-8s +%zu more\n", name, entries.size() - rows);
+  };
+  list("SYN-Q", q.syn, [out](const qwatch_queue_entry &e) {
+    std::fprintf(out, "age %8s  synack %3u  timer %8s%s",
+                 seconds(e.flags & QWATCH_ENTRY_AGE, static_cast<double>(e.age_us)).c_str(),
+                 e.synack_retransmits,
+                 seconds(e.flags & QWATCH_ENTRY_TIMER, static_cast<double>(e.timer_us)).c_str(),
+                 e.flags & QWATCH_ENTRY_YOUNG ? "  young" : "");
+  });
+  list("ACCEPT-Q", q.accept, [out](const qwatch_queue_entry &e) {
+    std::fprintf(out, "age %8s",
+                 seconds(e.flags & QWATCH_ENTRY_AGE, static_cast<double>(e.age_us)).c_str());
+    if (e.flags & QWATCH_ENTRY_RX)
+      std::fprintf(out, "  rx %llu", static_cast<unsigned long long>(e.rx_bytes));
+  });
+}
+
 void print_table(std::FILE *out, const std::vector<TableRow> &rows, const TableOptions &options)
 {
   std::fprintf(out, "%-12s %-5s %-22s %-20s %5s %-20s %5s %6s %6s %7s %7s %9s %s\n", "NETNS",
@@ -244,6 +356,8 @@ void print_table(std::FILE *out, const std::vector<TableRow> &rows, const TableO
                  static_cast<unsigned long long>(state.counters.listen_drops),
                  static_cast<unsigned long long>(state.counters.synack_retransmits),
                  row.handshakes_per_s, row.accepts_per_s, row.cookies_per_s, process.c_str());
+    if (options.after_row)
+      options.after_row(out, state);
   }
   std::fprintf(out, "%zu listeners, %llu lost events, watching %s\n", rows.size(),
                static_cast<unsigned long long>(options.lost_events), options.protocols.c_str());

@@ -6,12 +6,14 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "listener_table.h"
 #include "netns.h"
+#include "queue_dump.h"
 #include "qwatch.h"
 
 namespace qwatch {
@@ -56,7 +58,10 @@ uint32_t listener_pid(const ListenerState &listener);
 std::optional<std::string> process_name(uint32_t pid);
 
 std::string event_json(const qwatch_event &event, uint32_t listener_id);
-std::string listener_json(const ListenerState &listener);
+// With @queues (--queues), its two queues' entries too; @queues_dumped:
+// a dump was taken (a listener it did not reach has empty lists, incomplete).
+std::string listener_json(const ListenerState &listener, const ListenerQueues *queues = nullptr,
+                          bool queues_dumped = false);
 std::string lost_events_json(uint64_t ts_ns, uint64_t total);
 std::string hsp_module_json(uint64_t ts_ns, bool loaded, bool watched);
 
@@ -72,10 +77,18 @@ struct TableOptions {
   uint64_t lost_events;
   std::string protocols;  // what the footer says is watched
   const NetnsNames &netns_names;
+  // Called after each listener's row (--queues prints its entries there).
+  using RowHook = std::function<void(std::FILE *out, const ListenerState &listener)>;
+  RowHook after_row = nullptr;
 };
 
 // One table of listeners, in the order given (fullest first).
 void print_table(std::FILE *out, const std::vector<TableRow> &rows, const TableOptions &options);
+
+// The lines under a listener's row (--queues): its SYN queue, oldest first,
+// then its accept queue, head first, each list at most @rows entries and a
+// "+N more" line. @queues nullptr: the dump did not reach it.
+void print_queue_rows(std::FILE *out, const ListenerQueues *queues, unsigned long rows);
 
 // One line for a transition, for --events: wall-clock time, event,
 // listener, peer, queues after it and, where known, its latency.

@@ -41,6 +41,8 @@ const RegisterOutputMode kEvents{{
     .create = [](const OutputContext &context) -> std::unique_ptr<Output> {
       return std::make_unique<EventsOutput>(context);
     },
+    .dumps_queues = false,
+    .takes_format = nullptr,
 }};
 
 }  // namespace

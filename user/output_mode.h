@@ -13,6 +13,7 @@
 
 #include "listener_table.h"
 #include "netns.h"
+#include "queue_dump.h"
 #include "tracer.h"
 
 namespace qwatch {
@@ -35,6 +36,7 @@ struct ReaderStatus {
 struct WatchView {
   std::vector<const ListenerState *> listeners;
   ReaderStatus status;
+  const QueueDump *queues;  // what their queues held; nullptr: not dumped
 };
 
 // What an output is made with; it outlives the output.
@@ -75,6 +77,10 @@ struct OutputMode {
   // (nullptr: it takes every option the common rules allow).
   std::string (*refuse)(const Options &options);
   std::unique_ptr<Output> (*create)(const OutputContext &context);
+  bool dumps_queues;  // each resync also dumps the listeners' queues (WatchView::queues)
+  // Another mode's option this one accepts, to print in that mode's format
+  // (--queues --json); nullptr: none. Options::format says it was given.
+  const char *takes_format;
 };
 
 // Registers a mode while the program starts: one static object in the

@@ -1,99 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
 // The default output: a table of every listener at each interval.
-#include <unistd.h>
-
-#include <chrono>
-#include <cstdio>
-#include <ctime>
-#include <map>
-
 #include "cli.h"
-#include "output.h"
 #include "output_mode.h"
+#include "table_screen.h"
 
 namespace qwatch {
 
 namespace {
 
-// Handshakes, accepts and syncookies sent per second of each listener over
-// the last interval.
-class RateMeter {
- public:
-  std::vector<TableRow> rows(const std::vector<const ListenerState *> &listeners)
-  {
-    auto now = std::chrono::steady_clock::now();
-    double elapsed = std::chrono::duration<double>(now - last_).count();
-    auto rate = [elapsed](uint64_t now_count, uint64_t before) {
-      return elapsed > 0 && now_count >= before ? (now_count - before) / elapsed : 0;
-    };
-    std::vector<TableRow> rows;
-    std::map<uint64_t, qwatch_counters> counts;
-    for (const ListenerState *state : listeners) {
-      const qwatch_counters &before = previous_[state->latest.listener];
-      const qwatch_counters &c = state->counters;
-      counts[state->latest.listener] = c;
-      rows.push_back({state, rate(c.handshakes, before.handshakes), rate(c.accepts, before.accepts),
-                      rate(c.syncookies_sent, before.syncookies_sent)});
-    }
-    previous_ = std::move(counts);
-    last_ = now;
-    return rows;
-  }
-
- private:
-  std::map<uint64_t, qwatch_counters> previous_;
-  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
-};
-
-// The footer's "watching ...": the protocols selected, how far HSP is
-// watched, and how the probes attached.
-std::string watched_protocols(const ReaderStatus &status)
-{
-  std::string hsp = "hsp";
-  if (status.hsp_state != HspState::kWatched)
-    hsp += " (" + status.hsp_reason + ")";
-  std::string how = status.attach == AttachMode::kFentry ? "; probes: fentry" : "; probes: kprobes";
-  if (!status.fentry_failure.empty())
-    how += " (fentry failed: " + status.fentry_failure + ")";
-  if (!status.hsp)
-    return "tcp" + how;
-  return (status.tcp ? "tcp, " + hsp : hsp) + how;
-}
-
 class TableOutput : public Output {
  public:
-  explicit TableOutput(const OutputContext &context) : context_(context) {}
+  explicit TableOutput(const OutputContext &context) : context_(context), screen_(context) {}
 
   bool tick(const WatchView &view) override
   {
-    print(view);
+    screen_.print(view);
     return !context_.options.count || ++tables_ < context_.options.count;
   }
-  void listeners(const WatchView &view) override { print(view); }
+  void listeners(const WatchView &view) override { screen_.print(view); }
 
  private:
-  void print(const WatchView &view)
-  {
-    if (isatty(STDOUT_FILENO))
-      std::fputs("\033[H\033[2J", stdout);
-    std::time_t now = std::time(nullptr);
-    char stamp[32];
-    std::strftime(stamp, sizeof(stamp), "%H:%M:%S", std::localtime(&now));
-    std::printf("qwatch %s\n", stamp);
-    print_table(stdout, rates_.rows(view.listeners),
-                {.color = context_.options.color,
-                 .lost_events = view.status.lost_events,
-                 .protocols = watched_protocols(view.status),
-                 .netns_names = context_.netns_names});
-    if (context_.options.histograms)
-      print_histograms(stdout, view.listeners, context_.netns_names);
-    if (!isatty(STDOUT_FILENO))
-      std::putchar('\n');
-    std::fflush(stdout);
-  }
-
   const OutputContext context_;
-  RateMeter rates_;
+  TableScreen screen_;
   unsigned long tables_ = 0;
 };
 
@@ -107,6 +35,8 @@ const RegisterOutputMode kTable{{
     .create = [](const OutputContext &context) -> std::unique_ptr<Output> {
       return std::make_unique<TableOutput>(context);
     },
+    .dumps_queues = false,
+    .takes_format = nullptr,
 }};
 
 }  // namespace

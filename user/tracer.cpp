@@ -4,6 +4,7 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -108,6 +109,23 @@ std::string perf_event_paranoid_hint(int err)
          " refuses perf_event_open() without CAP_SYS_ADMIN; 2 allows it with CAP_PERFMON)";
 }
 
+// A dump's records: a listener's backlog of children, requests of every
+// dumped listener (72 bytes each: some 58000 records).
+constexpr uint32_t kQueueDumpBytes = 4 << 20;
+
+// libbpf fills CONFIG_HZ (the jiffies times of --queues) from the kernel's
+// config, /boot/config-RELEASE or /proc/config.gz, and fails the load
+// without one; then the times are unknown instead (CONFIG_HZ=0).
+const char *kconfig_fallback()
+{
+  struct utsname uts;
+  if (uname(&uts) == 0 && access((std::string("/boot/config-") + uts.release).c_str(), R_OK) == 0)
+    return nullptr;
+  if (access("/proc/config.gz", R_OK) == 0)
+    return nullptr;
+  return "CONFIG_HZ=0\n";
+}
+
 }  // namespace
 
 Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
@@ -124,6 +142,7 @@ Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
     setup(settings, AttachMode::kFentry, vmlinux.get());
   } catch (const SetupError &e) {
     fentry_failure_ = e.what();
+    queue_ring_.reset();
     ring_buffer_.reset();
     hsp_links_.clear();
     skel_.reset();
@@ -137,13 +156,23 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   if (mode == AttachMode::kKprobe && !kprobes)
     throw SetupError(EOPNOTSUPP, "this kernel has no kprobes (needs CONFIG_KPROBES)");
 
-  skel_.reset(check_ptr(qwatch_bpf::open(), "opening the BPF object"));
+  LIBBPF_OPTS(bpf_object_open_opts, open_opts, .kconfig = kconfig_fallback());
+  skel_.reset(check_ptr(qwatch_bpf::open(&open_opts), "opening the BPF object"));
   skel_->rodata->filter_netns = settings.netns;
   skel_->rodata->filter_lport = settings.lport;
   skel_->rodata->filter_protocol = settings.protocol;
   skel_->rodata->track_latency = settings.track_latency;
   check(bpf_map__set_max_entries(skel_->maps.events, settings.ring_buffer_bytes),
         "sizing the ring buffer");
+  // One snapshot program: the plain one, or the one that also dumps the
+  // queues, whose ring buffer is otherwise a page.
+  queue_dump_ = settings.queue_dump;
+  check(bpf_map__set_max_entries(skel_->maps.queue_entries,
+                                 queue_dump_ ? kQueueDumpBytes
+                                             : static_cast<uint32_t>(sysconf(_SC_PAGESIZE))),
+        "sizing the queue dump's ring buffer");
+  bpf_program__set_autoload(queue_dump_ ? skel_->progs.dump_listeners : skel_->progs.dump_queues,
+                            false);
   skel_->rodata->hash_add_returns_bool =
       function_returns_bool(vmlinux, "inet_csk_reqsk_queue_hash_add");
 
@@ -278,6 +307,10 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   ring_buffer_.reset(check_ptr(
       ring_buffer__new(bpf_map__fd(skel_->maps.events), &Tracer::handle_event, this, nullptr),
       "creating the ring buffer"));
+  if (queue_dump_)
+    queue_ring_.reset(check_ptr(ring_buffer__new(bpf_map__fd(skel_->maps.queue_entries),
+                                                 &Tracer::handle_queue_record, this, nullptr),
+                                "creating the queue dump's ring buffer"));
   attach_mode_ = mode;
 }
 
@@ -360,6 +393,19 @@ int Tracer::handle_event(void *ctx, void *data, size_t size) noexcept
   return 0;
 }
 
+int Tracer::handle_queue_record(void *ctx, void *data, size_t size) noexcept
+{
+  if (size < sizeof(qwatch_queue_entry))
+    return -EINVAL;
+  auto *tracer = static_cast<Tracer *>(ctx);
+  try {
+    tracer->queue_records_.push_back(*static_cast<const qwatch_queue_entry *>(data));
+  } catch (...) {
+    return -ENOMEM;  // nothing may unwind through libbpf
+  }
+  return 0;
+}
+
 int Tracer::drain()
 {
   return ring_buffer__consume(ring_buffer_.get());
@@ -370,9 +416,21 @@ int Tracer::event_fd() const
   return ring_buffer__epoll_fd(ring_buffer_.get());
 }
 
-int Tracer::snapshot(std::vector<qwatch_event> &listeners) const
+int Tracer::snapshot(std::vector<qwatch_event> &listeners, QueueDump *queues)
 {
-  FileDescriptor iter{bpf_iter_create(bpf_link__fd(skel_->links.dump_listeners))};
+  const bool dumping = queue_dump_ && queues;
+  if (dumping) {
+    // What a dump cut short left behind is not this dump's.
+    if (int err = ring_buffer__consume(queue_ring_.get()); err < 0)
+      return err;
+    queue_records_.clear();
+    auto *bss = skel_->bss;
+    bss->dump_generation = bss->dump_generation + 1 ? bss->dump_generation + 1 : 1;
+    bss->dump_table_count = 0;
+    bss->dump_lost = 0;
+  }
+  bpf_link *link = queue_dump_ ? skel_->links.dump_queues : skel_->links.dump_listeners;
+  FileDescriptor iter{bpf_iter_create(bpf_link__fd(link))};
   if (iter.get() < 0)
     return -errno;
 
@@ -394,6 +452,12 @@ int Tracer::snapshot(std::vector<qwatch_event> &listeners) const
     qwatch_event event;
     std::memcpy(&event, bytes.data() + at, sizeof(event));
     listeners.push_back(event);
+  }
+  if (dumping) {
+    if (int err = ring_buffer__consume(queue_ring_.get()); err < 0)
+      return err;
+    *queues = assemble_queue_dump(queue_records_, skel_->bss->dump_lost != 0);
+    queue_records_.clear();
   }
   return 0;
 }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "libbpf_handles.h"
+#include "queue_dump.h"
 #include "qwatch.h"
 #include "qwatch.skel.h"
 
@@ -27,6 +28,7 @@ struct TracerSettings {
   uint8_t protocol = QWATCH_PROTO_NONE;  // enum qwatch_protocol; NONE: TCP and HSP
   uint32_t ring_buffer_bytes = 1 << 20;  // a power of two, at least a page
   bool track_latency = true;             // false: latency_ns stays 0 (cheaper probes)
+  bool queue_dump = false;               // snapshots also dump each listener's queues
 };
 
 // How much of HSP the tracer sees. Watched: its module is loaded and HSP's
@@ -56,7 +58,9 @@ class Tracer {
 
   // Fills @listeners with every listener some process holds, as the
   // kernel has it now: one record per listener and process holding it.
-  int snapshot(std::vector<qwatch_event> &listeners) const;
+  // With TracerSettings::queue_dump, @queues (if given) gets what their
+  // queues hold, read in the same pass.
+  int snapshot(std::vector<qwatch_event> &listeners, QueueDump *queues = nullptr);
   // Events the BPF side could not queue because the ring buffer was full.
   int lost_events(uint64_t &total) const;
   // Counts lost because more listeners were counted than the map holds.
@@ -85,6 +89,7 @@ class Tracer {
 
  private:
   static int handle_event(void *ctx, void *data, size_t size) noexcept;
+  static int handle_queue_record(void *ctx, void *data, size_t size) noexcept;
   int sum_over_cpus(const bpf_map *map, uint64_t &total) const;
   void setup(const TracerSettings &settings, AttachMode mode, const btf *vmlinux);
   // Takes the module instance @instance (0: unloaded) as the one to watch.
@@ -104,6 +109,9 @@ class Tracer {
   SkeletonPtr<qwatch_bpf> skel_;
   std::vector<LinkPtr> hsp_links_;  // after skel_: destroyed before its programs
   RingBufferPtr ring_buffer_;       // after skel_: freed before the maps it reads
+  RingBufferPtr queue_ring_;        // --queues: the dump's records
+  bool queue_dump_ = false;
+  std::vector<qwatch_queue_entry> queue_records_;  // of the dump being read
 };
 
 }  // namespace qwatch

@@ -73,7 +73,8 @@ WatchView Watch::view() const
                             .hsp_state = tracer_.hsp_state(),
                             .hsp_reason = tracer_.hsp_reason(),
                             .attach = tracer_.attach_mode(),
-                            .fentry_failure = tracer_.fentry_failure()}};
+                            .fentry_failure = tracer_.fentry_failure()},
+                 .queues = options_.tracer.queue_dump ? &queues_ : nullptr};
   for (const ListenerState *state : table_.by_fullness()) {
     if (selected(state))
       view.listeners.push_back(state);
@@ -109,7 +110,8 @@ bool Watch::resync()
   std::vector<qwatch_event> snapshot;
   if (int err = tracer_.all_counters(before); err < 0)
     return fail("reading the counters", err);
-  if (int err = tracer_.snapshot(snapshot); err < 0)
+  if (int err = tracer_.snapshot(snapshot, options_.tracer.queue_dump ? &queues_ : nullptr);
+      err < 0)
     return fail("listing the listeners", err);
   table_.begin_resync(snapshot);
   if (int err = tracer_.drain(); err < 0 && err != -EINTR)

@@ -61,6 +61,7 @@ class Watch {
   uint64_t lost_reported_ = 0;
   std::string hsp_failure_reported_;
   uint64_t snapshots_ = 0;
+  QueueDump queues_;  // --queues: as of the last resync
   DelayMeter delays_;
   std::optional<Failure> failure_;  // the first one: it ends the loop
   Tracer tracer_;                   // after what its callback uses

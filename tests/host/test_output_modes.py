@@ -12,7 +12,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.path.join(REPO, "build")
 
-# A future --queues: one line per shown listener at each interval. It shows
+# A new --lines: one line per shown listener at each interval. It shows
 # transitions over time (refused with --once) and has a rule of its own.
 SAMPLE_MODE = r'''
 #include <cstdio>
@@ -22,7 +22,7 @@ SAMPLE_MODE = r'''
 
 namespace {
 
-class QueuesOutput : public qwatch::Output {
+class LinesOutput : public qwatch::Output {
  public:
   bool tick(const qwatch::WatchView &view) override
   {
@@ -34,21 +34,23 @@ class QueuesOutput : public qwatch::Output {
   }
 };
 
-std::string refuse_queues(const qwatch::Options &options)
+std::string refuse_lines(const qwatch::Options &options)
 {
-  return options.histograms ? "--hist prints histograms; --queues prints queues" : "";
+  return options.histograms ? "--hist prints histograms; --lines prints lines" : "";
 }
 
-const qwatch::RegisterOutputMode kQueues{{
-    .option = "queues",
+const qwatch::RegisterOutputMode kLines{{
+    .option = "lines",
     .help = "one line per listener and interval: its two queues",
-    .rank = 40,
+    .rank = 50,
     .live_only = true,
     .needs_latency = false,
-    .refuse = refuse_queues,
+    .refuse = refuse_lines,
     .create = [](const qwatch::OutputContext &) -> std::unique_ptr<qwatch::Output> {
-      return std::make_unique<QueuesOutput>();
+      return std::make_unique<LinesOutput>();
     },
+    .dumps_queues = false,
+    .takes_format = nullptr,
 }};
 
 }  // namespace
@@ -56,23 +58,23 @@ const qwatch::RegisterOutputMode kQueues{{
 
 
 @pytest.fixture(scope="module")
-def qwatch_with_queues(tmp_path_factory):
+def qwatch_with_lines(tmp_path_factory):
     # The reader's objects as the Makefile links them: one per user/*.cpp.
     sources = glob.glob(os.path.join(REPO, "user", "*.cpp"))
     objects = sorted(os.path.join(BUILD, "user", os.path.basename(source)[:-4] + ".o")
                      for source in sources)
     assert all(map(os.path.exists, objects)) and os.path.exists(
         os.path.join(BUILD, "qwatch.skel.h")), "the reader is not built: run `make user` first"
-    tmp = tmp_path_factory.mktemp("queues")
-    source = tmp / "output_queues.cpp"
+    tmp = tmp_path_factory.mktemp("lines")
+    source = tmp / "output_lines.cpp"
     source.write_text(SAMPLE_MODE)
     binary = tmp / "qwatch"
     subprocess.run(["g++", "-std=c++20", "-Wall", "-Wextra", "-Werror", "-I", os.path.join(REPO, "user"),
                     "-I", os.path.join(REPO, "bpf"), "-isystem", BUILD, "-c", str(source),
-                    "-o", str(tmp / "output_queues.o")], check=True)
+                    "-o", str(tmp / "output_lines.o")], check=True)
     libbpf = subprocess.run(["pkg-config", "--libs", "libbpf"], capture_output=True, text=True,
                             check=True).stdout.split()
-    subprocess.run(["g++", *objects, str(tmp / "output_queues.o"), *libbpf, "-o", str(binary)],
+    subprocess.run(["g++", *objects, str(tmp / "output_lines.o"), *libbpf, "-o", str(binary)],
                    check=True)
     return str(binary)
 
@@ -89,35 +91,41 @@ def refused(binary, *args):
     return proc.stderr
 
 
-def test_new_mode__an_option_with_its_line_in_help(qwatch_with_queues):
-    usage = run(qwatch_with_queues, "--help").stdout
-    assert "[--json | --events | --quiet | --queues]" in usage
-    assert "      --queues       one line per listener and interval: its two queues\n" in usage
+def test_new_mode__an_option_with_its_line_in_help(qwatch_with_lines):
+    usage = run(qwatch_with_lines, "--help").stdout
+    assert "[--json | --events | --quiet | --queues | --lines]" in usage
+    assert "      --lines        one line per listener and interval: its two queues\n" in usage
     # Nothing else of the help changed.
     reader = run(os.path.join(BUILD, "qwatch"), "--help").stdout
-    without = usage.replace(" | --queues", "").replace(
-        "      --queues       one line per listener and interval: its two queues\n", "")
+    without = usage.replace(" | --lines", "").replace(
+        "      --lines        one line per listener and interval: its two queues\n", "")
     assert without == reader
 
 
-def test_new_mode__exclusive_with_every_other_mode(qwatch_with_queues):
-    for other in ("--json", "--events", "--quiet"):
-        assert "--json, --events, --quiet and --queues are different outputs: pick one" in \
-            refused(qwatch_with_queues, "--queues", other)
+def test_new_mode__exclusive_with_every_other_mode(qwatch_with_lines):
+    for other in ("--json", "--events", "--quiet", "--queues"):
+        assert "--json, --events, --quiet, --queues and --lines are different outputs: pick one" \
+            in refused(qwatch_with_lines, "--lines", other)
 
 
-def test_new_mode__live_only_refused_with_once(qwatch_with_queues):
-    assert ("--once prints the listeners as they are now; --events, --queues, --hist and "
-            "--metrics need a live run") in refused(qwatch_with_queues, "--queues", "--once")
+def test_new_mode__live_only_refused_with_once(qwatch_with_lines):
+    assert ("--once prints the listeners as they are now; --events, --lines, --hist and "
+            "--metrics need a live run") in refused(qwatch_with_lines, "--lines", "--once")
 
 
-def test_new_mode__its_own_rule(qwatch_with_queues):
-    assert "--hist prints histograms; --queues prints queues" in \
-        refused(qwatch_with_queues, "--queues", "--hist")
+def test_new_mode__its_own_rule(qwatch_with_lines):
+    assert "--hist prints histograms; --lines prints lines" in \
+        refused(qwatch_with_lines, "--lines", "--hist")
 
 
-def test_existing_modes__rules_unchanged_by_the_new_one(qwatch_with_queues):
-    assert "--json, --events, --quiet and --queues are different outputs" in \
-        refused(qwatch_with_queues, "--json", "--events")
+def test_existing_modes__rules_unchanged_by_the_new_one(qwatch_with_lines):
+    assert "--json, --events, --quiet, --queues and --lines are different outputs" in \
+        refused(qwatch_with_lines, "--json", "--events")
     assert "--quiet prints nothing: it needs --metrics ADDR:PORT to serve" in \
-        refused(qwatch_with_queues, "--quiet")
+        refused(qwatch_with_lines, "--quiet")
+    # --queues takes --json as its format with --once only.
+    assert "--queues --json prints one dump: add --once" in \
+        refused(qwatch_with_lines, "--queues", "--json")
+    for other in ("--events", "--quiet"):
+        assert "are different outputs: pick one" in \
+            refused(qwatch_with_lines, "--queues", other, "--json", "--once")

@@ -79,6 +79,8 @@ def proc_sockets(ns):
             "syn_queue": int(fields[6], 16),
             "drops": int(fields[7], 16),
             "inode": int(fields[9]),
+            # Requests: SYN-ACKs sent again (req->num_retrans); 0 otherwise.
+            "retrans": int(fields[10]),
         })
     return rows
 

@@ -60,6 +60,56 @@ def ss_syn_recv(ns, port):
     return len(out.splitlines())
 
 
+# ss -o's timer of a socket: timer:(name,expires,retransmits).
+_SS_TIMER = re.compile(r"timer:\((\w+),([^,]*),(\d+)\)")
+
+
+def ss_milliseconds(text):
+    """An ss timer's expiry as iproute2's print_ms_timer() writes it
+    ("996ms", "1.234ms" for 1 s 234 ms, "5sec", "12sec", "1min3sec"), as
+    (milliseconds, precision in milliseconds): past 9 s ss drops the
+    milliseconds, past 9 min the seconds."""
+    match = re.fullmatch(r"(?:(\d+)min)?(?:(\d+)(?:sec|\.))?(?:(\d+)ms)?", text)
+    if not match:
+        raise ValueError(f"not an ss timer: {text!r}")
+    minutes, seconds, millis = (int(g) if g else 0 for g in match.groups())
+    precision = 60000 if minutes > 9 else 1000 if minutes or seconds > 9 else 1
+    return (minutes * 60 + seconds) * 1000 + millis, precision
+
+
+def ss_syn_recv_requests(ns, port):
+    """The TCP request socks (SYN-RECV) for local port @port in @ns, per
+    ss -o: {(raddr, rport): {"retrans": SYN-ACKs sent again (the request's
+    num_retrans), "timer_ms": time to its timer, "timer_precision_ms": how
+    exact ss printed that}}."""
+    out = run(["ss", "-Htno", "state", "syn-recv", f"sport = :{port}"], ns=ns).stdout
+    requests = {}
+    for line in out.splitlines():
+        # One state asked for: no State column. Recv-Q Send-Q Local Peer timer
+        fields = line.split()
+        raddr, rport = fields[3].rsplit(":", 1)
+        timer = _SS_TIMER.search(line)
+        if not timer:
+            raise LookupError(f"ss -o shows no timer for a request: {line}")
+        timer_ms, precision = ss_milliseconds(timer.group(2))
+        requests[(raddr.strip("[]"), int(rport))] = {
+            "retrans": int(timer.group(3)), "timer_ms": timer_ms,
+            "timer_precision_ms": precision}
+    return requests
+
+
+def ss_established_recv_q(ns, port):
+    """{(raddr, rport): Recv-Q} of the ESTABLISHED TCP sockets on local
+    port @port in @ns (a listener's children, accepted or not), per ss."""
+    out = run(["ss", "-Htn", "state", "established", f"sport = :{port}"], ns=ns).stdout
+    sockets = {}
+    for line in out.splitlines():
+        fields = line.split()
+        raddr, rport = fields[3].rsplit(":", 1)
+        sockets[(raddr.strip("[]"), int(rport))] = int(fields[0])
+    return sockets
+
+
 def nstat(ns, counter):
     """The absolute value of a /proc/net/{snmp,netstat} counter in @ns."""
     out = run(["nstat", "-asz", counter], ns=ns).stdout

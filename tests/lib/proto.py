@@ -8,7 +8,8 @@ import socket
 
 from . import hsp
 from .hsp_wire import segment, tcp_syn
-from .kernel import nstat, ss_listener, ss_syn_recv
+from .kernel import (nstat, ss_established_recv_q, ss_listener, ss_syn_recv,
+                     ss_syn_recv_requests)
 from .netns import socket_in
 
 
@@ -103,6 +104,24 @@ class Tcp(Protocol):
         header checks, TCP after: the same for well-formed segments)."""
         return nstat(ns, "TcpInSegs")
 
+    # A child has a receive queue: data sent before accept() waits in it.
+    receives_data = True
+
+    def request_peers(self, ns, port):
+        """{(raddr, rport): SYN-ACKs sent again} of the request socks for
+        local port @port in @ns (ss -o's timer retransmits, num_retrans)."""
+        return {peer: r["retrans"] for peer, r in ss_syn_recv_requests(ns, port).items()}
+
+    def request_timers(self, ns, port):
+        """{(raddr, rport): (ms to the request's timer, precision in ms)}, per ss -o."""
+        return {peer: (r["timer_ms"], r["timer_precision_ms"])
+                for peer, r in ss_syn_recv_requests(ns, port).items()}
+
+    def unread_bytes(self, ns, port):
+        """{(raddr, rport): bytes in the receive queue} of the children of
+        the listener on @port in @ns (ss Recv-Q)."""
+        return ss_established_recv_q(ns, port)
+
 
 class Hsp(Protocol):
     name = "hsp"
@@ -171,6 +190,23 @@ class Hsp(Protocol):
 
     def segments_in(self, ns):
         return hsp.stat(ns, "InSegs")
+
+    # HSP carries no data: a child has no receive queue.
+    receives_data = False
+
+    def request_peers(self, ns, port):
+        """{(raddr, rport): SYN-ACKs sent again} of the request socks for
+        local port @port in @ns (/proc/net/hsp's retrans, num_retrans)."""
+        return {(r["raddr"], r["rport"]): r["retrans"] for r in hsp.proc_sockets(ns)
+                if r["state"] == hsp.TCP_NEW_SYN_RECV and r["lport"] == port}
+
+    def request_timers(self, ns, port):
+        """None: /proc/net/hsp does not show a request's timer."""
+        return None
+
+    def unread_bytes(self, ns, port):
+        """None: HSP children have no receive queue."""
+        return None
 
 
 TCP, HSP = Tcp(), Hsp()
