@@ -25,7 +25,8 @@ class Table:
     def __init__(self, ns, body, name=None):
         self.ns = ns
         self.name = name or f"qw{secrets.token_hex(4)}"
-        run(["nft", "-f", "-"], ns=ns, input=f"table inet {self.name} {{ {body} }}")
+        # nft 1.0.6 (Debian 12) wants a newline, not a blank, after a block.
+        run(["nft", "-f", "-"], ns=ns, input=f"table inet {self.name} {{\n{body}\n}}\n")
         self._deferred = defer(self._delete)
 
     def _delete(self):
