@@ -5,24 +5,29 @@ Each test drives TCP between the namespaces, checks the behaviour the page
 describes against ss and qwatch, and compares what it saw with the file the
 page includes from Documentation/evidence/: a difference fails the test
 with a diff, so a change of the kernel's behaviour (or qwatch's) cannot
-pass unnoticed. Nothing run-specific is written (no times, no ephemeral
-ports: the ports are fixed); what may still differ between kernels is
-masked before comparing (MASKS). With QW_UPDATE_EVIDENCE=1 the tests
-rewrite the files instead (Documentation/testing.rst).
+pass unnoticed. The ports are fixed, so nothing ephemeral is written; the
+event transcripts hold no times. The `qwatch --queues` screens do (the
+clock, ages, timers, SYN-ACKs sent again so far), and the namespace's name
+and the server's pid: these, and what may differ between kernels, are
+masked before comparing (MASKS), and what the screens show is asserted
+against the kernel's own accounts (ss, accept()'s peers) besides. With
+QW_UPDATE_EVIDENCE=1 the tests rewrite instead the files whose masked text
+changed (Documentation/testing.rst).
 """
 
 import difflib
 import os
 import re
 import socket
+import threading
 
 import pytest
 
 from lib import REPO, nft
-from lib.cmd import run, wait_until
-from lib.kernel import ss_listener
+from lib.cmd import Background, run, wait_until
+from lib.kernel import ss_established_recv_q, ss_listener, ss_syn_recv_requests
 from lib.netns import AcceptThread, socket_in
-from lib.qwatch import QwatchStream, free_port, metric_value, scrape
+from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, scrape
 from lib.tcp import fastopen_connect
 
 EVIDENCE = os.path.join(REPO, "Documentation", "evidence")
@@ -30,8 +35,20 @@ UPDATE = os.environ.get("QW_UPDATE_EVIDENCE") == "1"
 SHOWN = ("syn_recv", "ack_complete", "accept")
 # What the evidence may say differently on another kernel: the function a
 # blocked accept() sleeps in (AcceptThread.blocked() checks it is one of
-# accept's).
-MASKS = [(re.compile(r"\(wchan [^)]*\)"), "(wchan FUNCTION)")]
+# accept's). What a --queues screen says differently in every run: the
+# clock, the server namespace's random name, the pid holding the listener,
+# the SYN-ACK retransmissions qwatch counted since it started (the table's
+# SYNACK column), and each entry's age, and a request's SYN-ACKs sent again,
+# timer and youth, which depend on when the screen was taken relative to
+# the retransmission timer (the tests check the counts against ss instead).
+_LISTENER_ROW = (r"^(?P<head>\S+ +tcp +\S+ +\S+ +\[[^]]*\] +\d+ +\S+ +\[[^]]*\] +\d+ +\d+ +)"
+                 r"\d+(?P<tail>.*) (?P<comm>\S+)\[\d+\]$")
+MASKS = [(re.compile(r"\(wchan [^)]*\)"), "(wchan FUNCTION)"),
+         (re.compile(r"^qwatch \d\d:\d\d:\d\d$", re.M), "qwatch HH:MM:SS"),
+         (re.compile(_LISTENER_ROW, re.M), r"\g<head>SYNACK\g<tail> \g<comm>[PID]"),
+         (re.compile(r"\bqw-srv-[0-9a-f]{8}\b"), "qw-srv-NETNS"),
+         (re.compile(r"\bage +\S+"), "age AGE"),
+         (re.compile(r"\bsynack +\d+ +timer +\S+(?: +young)?"), "synack N  timer T")]
 
 
 def syn_recv_ports(ns, port):
@@ -104,6 +121,103 @@ def line(event):
             f"syn_queue {event['syn_queue']}  accept_queue {event['accept_queue']}")
 
 
+# The options of every --queues screen in the evidence: the one TCP
+# listener of the scene, no colours.
+SCREEN_ARGS = ("--queues", "--no-color", "--proto", "tcp")
+_ENTRY = re.compile(r"^ {4}(?P<queue>SYN-Q|ACCEPT-Q) +(?P<rest>.*?)\s*$")
+
+
+def queues_once(ns, port):
+    """One `qwatch --queues --once` screen of the listener on @port in @ns,
+    as lines."""
+    out = run([QWATCH, *SCREEN_ARGS, "--once", "--netns", ns.name, "--port", str(port)]).stdout
+    return out.rstrip("\n").splitlines()
+
+
+def listed(screen):
+    """What a --queues screen of one TCP listener shows: {"syn_queue",
+    "accept_queue": the counts of its row, "SYN-Q": [((raddr, rport),
+    SYN-ACKs sent again)] oldest first, "ACCEPT-Q": [(raddr, rport)] in
+    accept() order}. Fails on a capped list (none is capped here)."""
+    rows = [line.split() for line in screen if re.match(r"^\S+ +tcp ", line)]
+    assert len(rows) == 1, f"not one TCP listener's screen: {screen}"
+    [row] = rows
+    shown = {"syn_queue": int(row[3].split("/")[0]), "accept_queue": int(row[6].split("/")[0]),
+             "SYN-Q": [], "ACCEPT-Q": []}
+    for line in screen:
+        entry = _ENTRY.match(line)
+        if not entry or entry["rest"] == "(empty)":
+            continue
+        peer = re.match(r"#\d+ +([\d.]+):(\d+) +age ", entry["rest"])
+        assert peer, f"not an entry of the queue: {line!r}"
+        peer = (peer[1], int(peer[2]))
+        if entry["queue"] == "SYN-Q":
+            synack = re.search(r"\bsynack +(\d+)\b", entry["rest"])
+            shown["SYN-Q"].append((peer, int(synack[1])))
+        else:
+            shown["ACCEPT-Q"].append(peer)
+    return shown
+
+
+def requests_now(ns, port):
+    """{(raddr, rport): SYN-ACKs sent again} of the listener's request socks, per ss -o."""
+    return {peer: r["retrans"] for peer, r in ss_syn_recv_requests(ns, port).items()}
+
+
+def screen_while_still(ns, port, take):
+    """(take(), ss's requests) with the kernel's requests and their SYN-ACK
+    retransmits the same before and after take(): retried while a SYN-ACK
+    retransmission fell in between, so that the screen and ss describe one
+    moment."""
+    def attempt():
+        before = requests_now(ns, port)
+        screen = take()
+        after = requests_now(ns, port)
+        return (screen, after) if before == after else None
+    return wait_until(attempt, timeout=40, interval=0.01,
+                      what="a screen while the kernel's requests stood still")
+
+
+class LiveQueues(Background):
+    """`qwatch --queues` live, as plain text, on the listener on @port in
+    @ns: for a screen while accept() sleeps. A qwatch attaching or
+    detaching while accept() sleeps would cost that accept() its fexit
+    (Documentation/qwatch.rst, Limitations), so this one attaches before
+    accept() is called and is stopped after it returned."""
+
+    def __init__(self, ns, port):
+        self.lines = []
+        self._lock = threading.Lock()
+        super().__init__([QWATCH, *SCREEN_ARGS, "-i", "0.3", "--netns", ns.name,
+                          "--port", str(port), "--ready-fd", "{ready_fd}"])
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def mark(self):
+        with self._lock:
+            return len(self.lines)
+
+    def screens_since(self, mark):
+        """The complete screens (header to footer) printed from line @mark on."""
+        with self._lock:
+            lines = self.lines[mark:]
+        screens, current = [], None
+        for text in lines:
+            if re.match(r"^qwatch \d\d:\d\d:\d\d$", text):
+                current = [text]
+            elif current is not None:
+                current.append(text)
+                if re.match(r"^\d+ listeners?, \d+ lost events, watching ", text):
+                    screens.append(current)
+                    current = None
+        return screens
+
+
 def masked(text):
     for pattern, replacement in MASKS:
         text = pattern.sub(replacement, text)
@@ -115,12 +229,20 @@ def check_evidence(name, lines):
     MASKS), showing the diff; rewrites the file with QW_UPDATE_EVIDENCE=1."""
     path = os.path.join(EVIDENCE, name)
     seen = "\n".join(lines) + "\n"
+    try:
+        with open(path) as f:
+            committed = f.read()
+    except FileNotFoundError:
+        if not UPDATE:
+            raise
+        committed = None
     if UPDATE:
-        with open(path, "w") as f:
-            f.write(seen)
+        # Only a change beyond the masks is rewritten: a screen's new
+        # ages alone leave the committed file as it is.
+        if committed is None or masked(seen) != masked(committed):
+            with open(path, "w") as f:
+                f.write(seen)
         return
-    with open(path) as f:
-        committed = f.read()
     if masked(seen) != masked(committed):
         diff = difflib.unified_diff(masked(committed).splitlines(), masked(seen).splitlines(),
                                     f"Documentation/evidence/{name}", "this run", lineterm="")
@@ -131,11 +253,26 @@ def check_evidence(name, lines):
 
 
 def test_an_ack_completes_exactly_its_own_request(netns_pair, one_cpu):
+    """Besides the events, two --queues screens: the five requests, then,
+    after the one ACK, the same requests less that one, which is the accept
+    queue's only child, the one accept() then returns."""
     server, port, sports = netns_pair.server, 8080, list(range(40001, 40006))
+    peers = [(netns_pair.client_addr, sport) for sport in sports]
+    released = (netns_pair.client_addr, 40003)
     with Scene(netns_pair, port, sports) as scene:
         assert syn_recv_ports(server, port) == sports
         lines = scene.lines
         lines.append(f"# ss -tn state syn-recv: peers {' '.join(map(str, sports))}")
+
+        screen, requests = screen_while_still(server, port, lambda: queues_once(server, port))
+        shown = listed(screen)
+        # Oldest first: the clients sent their SYNs in this order, one CPU.
+        assert [peer for peer, _ in shown["SYN-Q"]] == peers
+        assert dict(shown["SYN-Q"]) == requests, "the requests and SYN-ACK retransmits ss lists"
+        assert shown["ACCEPT-Q"] == [] and ss_listener(server, port)[0] == 0
+        assert (shown["syn_queue"], shown["accept_queue"]) == (len(sports), 0)
+        screens = [f"# qwatch --queues --once -p {port}: {len(sports)} requests, oldest first; "
+                   "the accept queue is empty", *screen]
 
         scene.clients.let_through(40003)
         lines.append("# only the final ACK from port 40003 is let through")
@@ -149,13 +286,38 @@ def test_an_ack_completes_exactly_its_own_request(netns_pair, one_cpu):
         assert syn_recv_ports(server, port) == left
         lines.append(line(completed))
         lines.append(f"# ss -tn state syn-recv: peers {' '.join(map(str, left))}")
+
+        screen, requests = screen_while_still(server, port, lambda: queues_once(server, port))
+        shown = listed(screen)
+        # Exactly the released request moved; the others stayed, in order.
+        assert [peer for peer, _ in shown["SYN-Q"]] == [p for p in peers if p != released]
+        assert dict(shown["SYN-Q"]) == requests, "the requests and SYN-ACK retransmits ss lists"
+        assert shown["ACCEPT-Q"] == [released]
+        assert (shown["syn_queue"], shown["accept_queue"]) == (len(sports) - 1, 1)
+        assert ss_listener(server, port)[0] == 1
+        assert list(ss_established_recv_q(server, port)) == [released], "the one child, per ss"
+        scene.listener.settimeout(10)
+        child, peer = scene.listener.accept()
+        child.close()
+        assert peer == released, "accept() returns the accept queue's child"
+        screens += [f"# only the final ACK from port 40003 was let through: that request alone "
+                    "left the SYN queue, its child is the accept queue's", *screen]
+        screens.append(f"# accept() then returned {peer[0]}:{peer[1]}")
     check_evidence("ack-finds-its-request.txt", lines)
+    check_evidence("ack-finds-its-request.queues.txt", screens)
 
 
 def test_accept_sleeps_until_one_handshake_completes(netns_pair, one_cpu):
+    """Besides the events, a --queues screen taken while accept() sleeps:
+    the SYN queue holds the requests, the accept queue nothing. It comes
+    from a live qwatch attached before accept() was called and stopped
+    after it returned (LiveQueues): a `--once` attaching meanwhile would
+    cost the sleeping accept() its fexit, and the stream its accept event."""
     server, port, sports = netns_pair.server, 8081, [40011, 40012, 40013]
+    peers = [(netns_pair.client_addr, sport) for sport in sports]
     with Scene(netns_pair, port, sports) as scene:
         lines = scene.lines
+        live = LiveQueues(server, port)
         accepter = AcceptThread(scene.listener)
         wait_until(accepter.blocked, what="accept() to block")
         assert syn_recv_ports(server, port) == sports and ss_listener(server, port)[0] == 0
@@ -163,6 +325,24 @@ def test_accept_sleeps_until_one_handshake_completes(netns_pair, one_cpu):
             wchan = f.read()
         lines.append(f"# accept() called: it sleeps in the kernel (wchan {wchan}) with "
                      f"{len(sports)} requests in the SYN queue and none in the accept queue")
+
+        def next_screen():
+            # The second screen begun from now on: the first one's dump may
+            # have been taken just before.
+            mark = live.mark()
+            wait_until(lambda: len(live.screens_since(mark)) >= 2, timeout=30,
+                       what="two screens of the live --queues view")
+            return live.screens_since(mark)[1]
+        screen, requests = screen_while_still(server, port, next_screen)
+        # Nothing can have woken it: it slept while the screen was taken.
+        assert accepter.is_alive() and accepter.blocked()
+        shown = listed(screen)
+        assert [peer for peer, _ in shown["SYN-Q"]] == peers
+        assert dict(shown["SYN-Q"]) == requests, "the requests and SYN-ACK retransmits ss lists"
+        assert shown["ACCEPT-Q"] == [] and ss_listener(server, port)[0] == 0
+        assert (shown["syn_queue"], shown["accept_queue"]) == (len(sports), 0)
+        screens = [f"# qwatch --queues -p {port}, a screen while accept() sleeps: "
+                   f"{len(sports)} requests in the SYN queue, the accept queue empty", *screen]
 
         scene.clients.let_through(40012)
         lines.append("# only the final ACK from port 40012 is let through")
@@ -178,7 +358,9 @@ def test_accept_sleeps_until_one_handshake_completes(netns_pair, one_cpu):
         lines += [line(completed), line(accepted)]
         lines.append(f"# accept() returned {accepter.peer[0]}:{accepter.peer[1]}; "
                      f"ss -tn state syn-recv: peers {' '.join(map(str, left))}")
+        live.stop()
     check_evidence("accept-sleeps-on-the-accept-queue.txt", lines)
+    check_evidence("accept-sleeps-on-the-accept-queue.queues.txt", screens)
 
 
 def test_a_syncookie_connection_skips_the_syn_queue(netns_pair, one_cpu):
