@@ -19,15 +19,14 @@ import difflib
 import os
 import re
 import socket
-import threading
 
 import pytest
 
 from lib import REPO, nft
-from lib.cmd import Background, run, wait_until
+from lib.cmd import run, wait_until
 from lib.kernel import ss_established_recv_q, ss_listener, ss_syn_recv_requests
 from lib.netns import AcceptThread, socket_in
-from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, scrape
+from lib.qwatch import QWATCH, QwatchStream, TextStream, free_port, metric_value, scrape
 from lib.tcp import fastopen_connect
 
 EVIDENCE = os.path.join(REPO, "Documentation", "evidence")
@@ -178,44 +177,13 @@ def screen_while_still(ns, port, take):
                       what="a screen while the kernel's requests stood still")
 
 
-class LiveQueues(Background):
+def live_queues(ns, port):
     """`qwatch --queues` live, as plain text, on the listener on @port in
     @ns: for a screen while accept() sleeps. A qwatch attaching or
     detaching while accept() sleeps would cost that accept() its fexit
     (Documentation/qwatch.rst, Limitations), so this one attaches before
     accept() is called and is stopped after it returned."""
-
-    def __init__(self, ns, port):
-        self.lines = []
-        self._lock = threading.Lock()
-        super().__init__([QWATCH, *SCREEN_ARGS, "-i", "0.3", "--netns", ns.name,
-                          "--port", str(port), "--ready-fd", "{ready_fd}"])
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self._lock:
-                self.lines.append(line.rstrip("\n"))
-
-    def mark(self):
-        with self._lock:
-            return len(self.lines)
-
-    def screens_since(self, mark):
-        """The complete screens (header to footer) printed from line @mark on."""
-        with self._lock:
-            lines = self.lines[mark:]
-        screens, current = [], None
-        for text in lines:
-            if re.match(r"^qwatch \d\d:\d\d:\d\d$", text):
-                current = [text]
-            elif current is not None:
-                current.append(text)
-                if re.match(r"^\d+ listeners?, \d+ lost events, watching ", text):
-                    screens.append(current)
-                    current = None
-        return screens
+    return TextStream(*SCREEN_ARGS, "-i", "0.3", "--netns", ns.name, "--port", str(port))
 
 
 def masked(text):
@@ -300,7 +268,7 @@ def test_an_ack_completes_exactly_its_own_request(netns_pair, one_cpu):
         child, peer = scene.listener.accept()
         child.close()
         assert peer == released, "accept() returns the accept queue's child"
-        screens += [f"# only the final ACK from port 40003 was let through: that request alone "
+        screens += ["# only the final ACK from port 40003 was let through: that request alone "
                     "left the SYN queue, its child is the accept queue's", *screen]
         screens.append(f"# accept() then returned {peer[0]}:{peer[1]}")
     check_evidence("ack-finds-its-request.txt", lines)
@@ -311,13 +279,13 @@ def test_accept_sleeps_until_one_handshake_completes(netns_pair, one_cpu):
     """Besides the events, a --queues screen taken while accept() sleeps:
     the SYN queue holds the requests, the accept queue nothing. It comes
     from a live qwatch attached before accept() was called and stopped
-    after it returned (LiveQueues): a `--once` attaching meanwhile would
+    after it returned (live_queues()): a `--once` attaching meanwhile would
     cost the sleeping accept() its fexit, and the stream its accept event."""
     server, port, sports = netns_pair.server, 8081, [40011, 40012, 40013]
     peers = [(netns_pair.client_addr, sport) for sport in sports]
     with Scene(netns_pair, port, sports) as scene:
         lines = scene.lines
-        live = LiveQueues(server, port)
+        live = live_queues(server, port)
         accepter = AcceptThread(scene.listener)
         wait_until(accepter.blocked, what="accept() to block")
         assert syn_recv_ports(server, port) == sports and ss_listener(server, port)[0] == 0

@@ -15,16 +15,15 @@ them.
 
 import os
 import re
-import threading
 import time
 
 import pytest
 
 from lib import hsp, nft
-from lib.cmd import Background, run, scaled, wait_until
+from lib.cmd import run, scaled, wait_until
 from lib.netns import NetNSPair, connected
 from lib.proto import PROTOCOLS
-from lib.qwatch import QWATCH, QwatchStream, free_port, once
+from lib.qwatch import QWATCH, QwatchStream, TextStream, free_port, once, screens
 
 pytestmark = [
     pytest.mark.usefixtures("hsp_module"),
@@ -342,51 +341,14 @@ def test_releasing_one_ack__exactly_that_peer_moves_to_the_accept_queues_tail(ne
     listener.close()
 
 
-class TextStream(Background):
-    """`qwatch --queues` live, as plain text (not a terminal): its lines
-    collect in .lines."""
-
-    def __init__(self, *args):
-        self.lines = []
-        self._lock = threading.Lock()
-        super().__init__([QWATCH, "--queues", "--ready-fd", "{ready_fd}", *args])
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self._lock:
-                self.lines.append(line.rstrip("\n"))
-
-    def mark(self):
-        with self._lock:
-            return len(self.lines)
-
-    def screens_since(self, mark):
-        """The complete screens that began at line @mark or later."""
-        with self._lock:
-            lines = self.lines[mark:]
-        return complete_screens(lines)
-
-
-SCREEN_START = re.compile(r"^qwatch \d\d:\d\d:\d\d$")
-FOOTER = re.compile(r"^\d+ listeners, \d+ lost events, watching ")
 ENTRY = re.compile(
     r"^ {4}(?P<queue>SYN-Q|ACCEPT-Q) +(?:#(?P<k>\d+) +(?P<addr>\S+):(?P<port>\d+) +age +(?P<age>\S+)"
     r"(?P<rest>.*?)|\+(?P<more>\d+) more|(?P<empty>\(empty\)))\s*$")
 
 
 def complete_screens(lines):
-    screens, current = [], None
-    for line in lines:
-        if SCREEN_START.match(line):
-            current = []
-        elif current is not None:
-            current.append(line)
-            if FOOTER.match(line):
-                screens.append(current)
-                current = None
-    return screens
+    """The complete screens in @lines, each without its clock line."""
+    return [screen[1:] for screen in screens(lines)]
 
 
 def entry_row(line):
@@ -483,7 +445,7 @@ def test_live_text__listeners_from_before_and_after_start_each_with_its_own_entr
             proto, other.client, other.server_addr, port, 1, source=other_source)]
         early = [c.getsockname() for c, _ in connect_in_order(proto, client, addr, port, 2)]
 
-        live = TextStream("--netns", server.name, "--proto", proto.name, "-i", "0.5")
+        live = TextStream("--queues", "--netns", server.name, "--proto", proto.name, "-i", "0.5")
         after, after_port = proto.listen(server, addr, 16)
         connect_all(proto, client, addr, after_port, 1)
         wait_until(lambda: proto.queues(server, after_port)["accept_queue"] == 1, timeout=30,

@@ -179,14 +179,20 @@ double microseconds_to_ms(uint64_t us)
   return static_cast<double>(us) / 1000.0;
 }
 
-JsonObject syn_entry_json(const qwatch_queue_entry &entry)
+// Members both lists' entries have: the peer and, where known, the age.
+void peer_and_age_json(JsonObject &json, const qwatch_queue_entry &entry)
 {
-  JsonObject json;
   json.string("raddr", peer_address(entry)).number("rport", entry.rport);
   if (entry.flags & QWATCH_ENTRY_AGE)
     json.real("age_ms", microseconds_to_ms(entry.age_us));
   else
     json.null("age_ms");
+}
+
+JsonObject syn_entry_json(const qwatch_queue_entry &entry)
+{
+  JsonObject json;
+  peer_and_age_json(json, entry);
   json.number("synack_retransmits", entry.synack_retransmits)
       .number("timeouts", entry.timeouts)
       .boolean("young", entry.flags & QWATCH_ENTRY_YOUNG);
@@ -200,11 +206,7 @@ JsonObject syn_entry_json(const qwatch_queue_entry &entry)
 JsonObject accept_entry_json(const qwatch_queue_entry &entry)
 {
   JsonObject json;
-  json.string("raddr", peer_address(entry)).number("rport", entry.rport);
-  if (entry.flags & QWATCH_ENTRY_AGE)
-    json.real("age_ms", microseconds_to_ms(entry.age_us));
-  else
-    json.null("age_ms");
+  peer_and_age_json(json, entry);
   if (entry.flags & QWATCH_ENTRY_RX)
     json.number("rx_bytes", entry.rx_bytes);
   else

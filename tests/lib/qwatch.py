@@ -3,6 +3,7 @@
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -136,6 +137,51 @@ class QwatchStream(Background):
         assert not errors, (f"{len(errors)} objects off the schema, "
                             "the first: " + "\n".join(errors[:3]))
         return status
+
+
+SCREEN_START = re.compile(r"^qwatch \d\d:\d\d:\d\d$")
+SCREEN_END = re.compile(r"^\d+ listeners?, \d+ lost events, watching ")
+
+
+def screens(lines):
+    """The complete screens in @lines (text output, not a terminal): each a
+    list of its lines from the clock line to the footer, both included."""
+    found, current = [], None
+    for line in lines:
+        if SCREEN_START.match(line):
+            current = [line]
+        elif current is not None:
+            current.append(line)
+            if SCREEN_END.match(line):
+                found.append(current)
+                current = None
+    return found
+
+
+class TextStream(Background):
+    """qwatch running live with @args, printing text (not to a terminal);
+    its lines collect in .lines as they come."""
+
+    def __init__(self, *args):
+        self.lines = []
+        self._lock = threading.Lock()
+        super().__init__([QWATCH, "--ready-fd", "{ready_fd}", *args])
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self._lock:
+                self.lines.append(line.rstrip("\n"))
+
+    def mark(self):
+        with self._lock:
+            return len(self.lines)
+
+    def screens_since(self, mark):
+        """The complete screens printed from line @mark on."""
+        with self._lock:
+            return screens(self.lines[mark:])
 
 
 def scrape(port):
