@@ -47,8 +47,8 @@ static int hsp_stat_show(struct seq_file *seq, void *v)
  * for others they are 0. Request socks (st 0C, TCP_NEW_SYN_RECV) have no
  * inode; their retrans is req->num_retrans, the SYN-ACKs sent again (what
  * ss shows for TCP's as timer:(on,...,RETRANS)), and 0 for other sockets.
- * The caller holds the bucket's lock, under which the request timer
- * updates it.
+ * inet_rtx_syn_ack() bumps num_retrans without the bucket's lock the
+ * caller holds, so it is read once, as TCP's own dump reads it.
  */
 static void hsp_show_sock(struct seq_file *seq, const struct sock *sk, int *row)
 {
@@ -65,7 +65,7 @@ static void hsp_show_sock(struct seq_file *seq, const struct sock *sk, int *row)
 		drops = atomic_read(&sk->sk_drops);
 	}
 	if (state == TCP_NEW_SYN_RECV)
-		retrans = inet_reqsk(sk)->num_retrans;
+		retrans = READ_ONCE(inet_reqsk(sk)->num_retrans);
 	if (sk_fullsock(sk)) {
 		inode = sock_i_ino((struct sock *)sk);
 		uid = sock_i_uid((struct sock *)sk);

@@ -41,8 +41,6 @@ const RegisterOutputMode kEvents{{
     .create = [](const OutputContext &context) -> std::unique_ptr<Output> {
       return std::make_unique<EventsOutput>(context);
     },
-    .dumps_queues = false,
-    .takes_format = nullptr,
 }};
 
 }  // namespace

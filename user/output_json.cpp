@@ -63,8 +63,6 @@ const RegisterOutputMode kJson{{
     .create = [](const OutputContext &) -> std::unique_ptr<Output> {
       return std::make_unique<JsonOutput>();
     },
-    .dumps_queues = false,
-    .takes_format = nullptr,
 }};
 
 }  // namespace

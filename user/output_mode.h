@@ -77,10 +77,10 @@ struct OutputMode {
   // (nullptr: it takes every option the common rules allow).
   std::string (*refuse)(const Options &options);
   std::unique_ptr<Output> (*create)(const OutputContext &context);
-  bool dumps_queues;  // each resync also dumps the listeners' queues (WatchView::queues)
+  bool dumps_queues = false;  // each resync also dumps the listeners' queues (WatchView::queues)
   // Another mode's option this one accepts, to print in that mode's format
   // (--queues --json); nullptr: none. Options::format says it was given.
-  const char *takes_format;
+  const char *takes_format = nullptr;
 };
 
 // Registers a mode while the program starts: one static object in the

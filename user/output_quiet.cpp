@@ -28,8 +28,6 @@ const RegisterOutputMode kQuiet{{
     .create = [](const OutputContext &) -> std::unique_ptr<Output> {
       return std::make_unique<Output>();
     },
-    .dumps_queues = false,
-    .takes_format = nullptr,
 }};
 
 }  // namespace

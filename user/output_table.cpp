@@ -35,8 +35,6 @@ const RegisterOutputMode kTable{{
     .create = [](const OutputContext &context) -> std::unique_ptr<Output> {
       return std::make_unique<TableOutput>(context);
     },
-    .dumps_queues = false,
-    .takes_format = nullptr,
 }};
 
 }  // namespace

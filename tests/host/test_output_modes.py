@@ -49,8 +49,6 @@ const qwatch::RegisterOutputMode kLines{{
     .create = [](const qwatch::OutputContext &) -> std::unique_ptr<qwatch::Output> {
       return std::make_unique<LinesOutput>();
     },
-    .dumps_queues = false,
-    .takes_format = nullptr,
 }};
 
 }  // namespace
