@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 // Output modes: how qwatch shows what it sees (a live table, event lines,
-// JSON lines, nothing but --metrics). Each mode is one class in its own
-// file (output_*.cpp), registered there with its option, its --help line
-// and the options it refuses: the command line, --help and the watch know
-// the modes only through output_modes().
+// JSON lines, nothing but --metrics, the table with each queue's contents
+// for --queues). Each mode is one class in its own file (output_*.cpp),
+// registered there with its option, its --help line and the options it
+// refuses: the command line, --help and the watch know the modes through
+// output_modes(), except a mode's own extra option (--queue-rows), which
+// cli.cpp handles.
 #pragma once
 
 #include <cstdint>

@@ -82,9 +82,10 @@ class Tracer {
   // Why --attach auto fell back to kprobes; "" if it did not.
   const std::string &fentry_failure() const { return fentry_failure_; }
 
-  // Follows the hsp module being unloaded and loaded again: tells the BPF
-  // side the loaded module's protocol number and re-attaches HSP's probes
-  // where they were loaded at start.
+  // Follows the hsp module being loaded, unloaded and loaded again: tells
+  // the BPF side the loaded module's protocol number and attaches HSP's
+  // probes to each new load (they are loaded whenever HSP is wanted and the
+  // kernel has kprobes, whether or not the module was loaded at start).
   ModuleChange follow_hsp_module();
 
  private:
@@ -105,7 +106,7 @@ class Tracer {
   std::string hsp_failure_;
   AttachMode attach_mode_ = AttachMode::kKprobe;
   std::string fentry_failure_;
-  std::vector<bpf_program *> hsp_programs_;  // loaded because hsp was at start
+  std::vector<bpf_program *> hsp_programs_;  // loaded: HSP wanted, kernel has kprobes
   SkeletonPtr<qwatch_bpf> skel_;
   std::vector<LinkPtr> hsp_links_;  // after skel_: destroyed before its programs
   RingBufferPtr ring_buffer_;       // after skel_: freed before the maps it reads
