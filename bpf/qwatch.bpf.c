@@ -33,9 +33,6 @@
  */
 #define WINDOW_MAX_NS	(10ULL * 1000 * 1000 * 1000)
 
-/* bpf_loop()'s limit (BPF_MAX_LOOPS): the most buckets a table walk reads. */
-#define QWATCH_BUCKETS_MAX	(1U << 23)
-
 /* Listeners whose counters are kept at once (a host has a few hundred). */
 #define MAX_COUNTED_LISTENERS	16384
 
@@ -1027,9 +1024,11 @@ int BPF_PROG(inet_csk_accept_exit, struct sock *sk)
  * The snapshot: every listening socket some process holds, in any netns
  * (of the processes in qwatch's pid namespace). Walking files rather than
  * one protocol's hash tables finds TCP, HSP and MPTCP listeners alike and
- * names a process holding each. Returns the listener written, or NULL.
+ * names a process holding each. Returns the listener written (and in
+ * @cookie the cookie written with it), or NULL.
  */
-static __always_inline const struct sock *snapshot_file(struct bpf_iter__task_file *ctx)
+static __always_inline const struct sock *snapshot_file(struct bpf_iter__task_file *ctx,
+							__u64 *cookie_written)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
@@ -1080,13 +1079,16 @@ static __always_inline const struct sock *snapshot_file(struct bpf_iter__task_fi
 	 */
 	counters_of(listener);
 	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
+	*cookie_written = cookie;
 	return listener;
 }
 
 SEC("iter/task_file")
 int dump_listeners(struct bpf_iter__task_file *ctx)
 {
-	snapshot_file(ctx);
+	__u64 cookie;
+
+	snapshot_file(ctx, &cookie);
 	return 0;
 }
 
@@ -1100,8 +1102,12 @@ __u32 dump_generation = 0;	/* a new number for each dump */
 __u32 dump_table_count = 0;	/* ehash tables found so far (dump_tables) */
 __u64 dump_lost = 0;		/* records queue_entries had no room for */
 __u64 dump_tables[QWATCH_DUMP_TABLES];
+/* Per table: the SYN-queue lengths of its dumped listeners, summed. */
+__u64 dump_table_requests[QWATCH_DUMP_TABLES];
 /* The dump whose tables were walked: the final call may come twice. */
 __u32 dump_walked_generation = 0;
+/* The dump dumped_listeners was emptied for. */
+__u32 dump_cleared_generation = 0;
 
 /* Ticks per second, for the jiffies times; 0 (unknown) without a config. */
 extern int CONFIG_HZ __kconfig __weak;
@@ -1116,9 +1122,12 @@ struct {
  * The listeners of the current dump (value: dump_generation), by struct
  * sock address: a listener several files hold is walked once, and a
  * request sock found in ehash is kept when its rsk_listener is here.
+ * Not an LRU map, which may evict an entry of this very dump (it frees per
+ * CPU): emptied as each dump starts, and a listener that finds it full is
+ * dumped without its requests and says so.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_COUNTED_LISTENERS);
 	__type(key, __u64);
 	__type(value, __u32);
@@ -1187,27 +1196,48 @@ static __always_inline __u64 listener_table(const struct sock *listener)
 	return (__u64)table;
 }
 
-/* Adds @table to those the final call walks; false if there is no room. */
-static __always_inline bool table_add(__u64 table)
+/*
+ * Adds @table to those the final call walks, with @requests more request
+ * socks to look for there; false if there is no room.
+ */
+static __always_inline bool table_add(__u64 table, __u32 requests)
 {
 	__u32 count = dump_table_count;
 
 	for (__u32 i = 0; i < QWATCH_DUMP_TABLES; i++) {
 		if (i >= count)
 			break;
-		if (dump_tables[i] == table)
+		if (dump_tables[i] == table) {
+			dump_table_requests[i] += requests;
 			return true;
+		}
 	}
 	if (count >= QWATCH_DUMP_TABLES)
 		return false;
 	dump_tables[count] = table;
+	dump_table_requests[count] = requests;
 	dump_table_count = count + 1;
 	return true;
 }
 
+static long forget_listener(struct bpf_map *map, const __u64 *key, __u32 *generation,
+			    void *ctx)
+{
+	bpf_map_delete_elem(map, key);
+	return 0;
+}
+
+/* At a dump's first call: the last dump's listeners are not this one's. */
+static __always_inline void dump_start(void)
+{
+	if (dump_cleared_generation == dump_generation)
+		return;
+	dump_cleared_generation = dump_generation;
+	bpf_for_each_map_elem(&dumped_listeners, forget_listener, NULL, 0);
+}
+
 struct accept_walk {
 	const struct request_sock *req;	/* the next one */
-	__u64 jiffies;
 	__u64 listener;
 	__u32 position;
 	__u8 protocol;			/* enum qwatch_protocol */
@@ -1218,8 +1248,7 @@ struct accept_walk {
  * function: the verifier checks it once, not at every step of every walk
  * (its arguments are plain numbers; every read is a probe read).
  */
-__noinline int queue_child(__u64 child_addr, __u64 listener, __u64 position, __u64 jiffies,
-			   __u32 protocol)
+__noinline int queue_child(__u64 child_addr, __u64 listener, __u64 position, __u32 protocol)
 {
 	const struct sock *child = (const void *)child_addr;
 	const struct inet_connection_sock *icsk = (const void *)child;
@@ -1234,6 +1263,7 @@ __noinline int queue_child(__u64 child_addr, __u64 listener, __u64 position, __u
 	if (!entry)
 		return 0;
 	entry->listener = listener;
+	entry->sock = child_addr;
 	entry->order = position;
 	entry_peer(entry, &child->__sk_common);
 	/*
@@ -1247,7 +1277,7 @@ __noinline int queue_child(__u64 child_addr, __u64 listener, __u64 position, __u
 		stamp = BPF_CORE_READ(tp, lsndtime);
 	else
 		stamp = BPF_CORE_READ(icsk, icsk_ack.lrcvtime);
-	if (stamp && jiffies_to_us((__u32)((__u32)jiffies - stamp), &us)) {
+	if (stamp && jiffies_to_us((__u32)((__u32)bpf_jiffies64() - stamp), &us)) {
 		entry->age_us = us;
 		entry->flags |= QWATCH_ENTRY_AGE;
 	}
@@ -1265,17 +1295,23 @@ __noinline int queue_child(__u64 child_addr, __u64 listener, __u64 position, __u
  * One step of an accept queue: icsk_accept_queue.rskq_accept_head, then
  * each request's dl_next, as inet_csk_accept() takes them; req->sk is the
  * child. Read without the queue's lock (a BPF program cannot take it):
- * every read is a probe read, and the walk is bounded.
+ * every read is a probe read, and the walk is bounded. A request accept()
+ * took and freed meanwhile stays a request sock (its slab is type-safe
+ * under RCU) but may be another listener's, or a new request without a
+ * child: the walk stops there, not whole (w->req stays set).
  */
 static long accept_walk_one(__u32 index, void *ctx)
 {
 	struct accept_walk *w = ctx;
 	const struct request_sock *req = w->req;
+	__u64 child;
 
 	if (!req)
 		return 1;
-	queue_child((__u64)BPF_CORE_READ(req, sk), w->listener, w->position, w->jiffies,
-		    w->protocol);
+	child = (__u64)BPF_CORE_READ(req, sk);
+	if ((__u64)BPF_CORE_READ(req, __req_common.skc_listener) != w->listener || !child)
+		return 1;
+	queue_child(child, w->listener, w->position, w->protocol);
 	w->position++;
 	w->req = BPF_CORE_READ(req, dl_next);
 	return 0;
@@ -1283,27 +1319,33 @@ static long accept_walk_one(__u32 index, void *ctx)
 
 /*
  * A listener's accept queue, head first, once per dump; notes the ehash
- * table its request socks are in for the final call.
+ * table its request socks are in for the final call. @cookie: the one its
+ * snapshot record has.
  */
-static __always_inline void dump_listener(const struct sock *listener)
+static __always_inline void dump_listener(const struct sock *listener, __u64 cookie)
 {
 	const struct inet_connection_sock *icsk = (const void *)listener;
 	struct accept_walk w = {};
 	struct qwatch_queue_entry *entry;
 	__u32 generation = dump_generation, *seen;
-	__u64 key = (__u64)listener, table;
-	__u32 bound;
+	__u64 key = (__u64)listener, table = 0;
+	__u32 bound, requests;
 
 	seen = bpf_map_lookup_elem(&dumped_listeners, &key);
 	if (seen && *seen == generation)
 		return;
-	bpf_map_update_elem(&dumped_listeners, &key, &generation, BPF_ANY);
-	table = listener_table(listener);
-	if (table && !table_add(table))
-		table = 0;	/* no room: its requests go unlisted, and it says so */
+	/*
+	 * Its requests are looked for only if the final call can tell them
+	 * from others' (a full map, or a full table list: table 0 says so).
+	 */
+	if (!bpf_map_update_elem(&dumped_listeners, &key, &generation, BPF_ANY)) {
+		requests = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
+		table = listener_table(listener);
+		if (table && !table_add(table, requests))
+			table = 0;
+	}
 
 	w.req = BPF_CORE_READ(icsk, icsk_accept_queue.rskq_accept_head);
-	w.jiffies = bpf_jiffies64();
 	w.listener = key;
 	w.protocol = protocol_of(listener, false);
 	/* The queue holds at most backlog + 1 (sk_acceptq_is_full() is ">"). */
@@ -1316,6 +1358,7 @@ static __always_inline void dump_listener(const struct sock *listener)
 	if (!entry)
 		return;
 	entry->listener = key;
+	entry->cookie = cookie;
 	entry->table = table;
 	entry->order = w.position;
 	if (!w.req)
@@ -1327,8 +1370,6 @@ struct table_walk {
 	__u64 table;
 	const void *buckets;	/* inet_hashinfo.ehash */
 	__u64 bucket_size;
-	__u64 now_us;
-	__u64 jiffies;
 	__u8 complete;
 };
 
@@ -1336,13 +1377,13 @@ struct table_walk {
  * A request sock of a dumped listener: one SYN-queue entry. Global, as
  * queue_child().
  */
-__noinline int queue_request(__u64 req_addr, __u64 listener, __u64 table, __u64 now_us,
-			     __u64 jiffies)
+__noinline int queue_request(__u64 req_addr, __u64 listener, __u64 table)
 {
 	const struct request_sock *req = (const void *)req_addr;
 	const struct tcp_request_sock *treq = (const void *)req;
 	struct qwatch_queue_entry *entry;
 	__u64 snt_synack, expires, us;
+	__u64 now_us, jiffies;
 	__s64 ticks;
 
 	if (!req)
@@ -1351,6 +1392,7 @@ __noinline int queue_request(__u64 req_addr, __u64 listener, __u64 table, __u64 
 	if (!entry)
 		return 0;
 	entry->listener = listener;
+	entry->sock = req_addr;
 	entry->table = table;
 	entry_peer(entry, &req->__req_common);
 	entry->synack_retransmits = BPF_CORE_READ(req, num_retrans);
@@ -1365,6 +1407,9 @@ __noinline int queue_request(__u64 req_addr, __u64 listener, __u64 table, __u64 
 	 */
 	snt_synack = BPF_CORE_READ(treq, snt_synack);
 	entry->order = snt_synack;
+	/* Now, for this request: a big table's walk takes a while. */
+	now_us = bpf_ktime_get_ns() / 1000;
+	jiffies = bpf_jiffies64();
 	if (snt_synack && now_us >= snt_synack) {
 		entry->age_us = now_us - snt_synack;
 		entry->flags |= QWATCH_ENTRY_AGE;
@@ -1381,15 +1426,23 @@ __noinline int queue_request(__u64 req_addr, __u64 listener, __u64 table, __u64 
 	return 0;
 }
 
+enum chain_walk {
+	CHAIN_WHOLE,		/* ended on its own bucket's nulls marker */
+	CHAIN_TOO_LONG,		/* longer than QWATCH_BUCKET_WALK_MAX */
+	CHAIN_MOVED,		/* ended on another bucket's marker */
+};
+
 /*
- * The sockets of one ehash chain from @node, at most QWATCH_BUCKET_WALK_MAX:
- * the requests of this dump's listeners are queued. Returns 1 when the
- * chain is longer than that, else 0. The chain is RCU-protected and its
- * socks are SLAB_TYPESAFE_BY_RCU: a walk that races a free may wander to
- * another chain, which ends it (and only sockets of a dumped listener in
- * state NEW_SYN_RECV are listed).
+ * The sockets of ehash bucket @bucket's chain from @node, at most
+ * QWATCH_BUCKET_WALK_MAX: the requests of this dump's listeners are
+ * queued. Returns an enum chain_walk. The chain is RCU-protected and its
+ * socks are SLAB_TYPESAFE_BY_RCU: a socket freed and reused during the
+ * walk takes it to another chain, whose end marker (each bucket's nulls
+ * value is its index) tells; the caller walks the bucket again, as the
+ * kernel's own lookups do (only sockets of a dumped listener in state
+ * NEW_SYN_RECV are listed, and the reader drops what it got twice).
  */
-__noinline int queue_chain(__u64 node_addr, __u64 table, __u64 now_us, __u64 jiffies)
+__noinline int queue_chain(__u64 node_addr, __u64 bucket, __u64 table)
 {
 	const struct hlist_nulls_node *node = (const void *)node_addr;
 	__u32 generation = dump_generation, *seen;
@@ -1399,38 +1452,53 @@ __noinline int queue_chain(__u64 node_addr, __u64 table, __u64 now_us, __u64 jif
 	offset = bpf_core_field_offset(struct sock_common, skc_nulls_node);
 	for (int n = 0; n < QWATCH_BUCKET_WALK_MAX; n++) {
 		if ((unsigned long)node & 1)
-			return 0;	/* the nulls marker: the chain's end */
+			break;	/* the nulls marker: the chain's end */
 		skc = (const void *)node - offset;
 		if (BPF_CORE_READ(skc, skc_state) == TCP_NEW_SYN_RECV_STATE) {
 			listener = (__u64)BPF_CORE_READ(skc, skc_listener);
 			seen = bpf_map_lookup_elem(&dumped_listeners, &listener);
 			if (seen && *seen == generation)
-				queue_request((__u64)skc, listener, table, now_us, jiffies);
+				queue_request((__u64)skc, listener, table);
 		}
 		node = BPF_CORE_READ(node, next);
 	}
-	return !((unsigned long)node & 1);
+	if (!((unsigned long)node & 1))
+		return CHAIN_TOO_LONG;
+	return ((unsigned long)node >> 1) == bucket ? CHAIN_WHOLE : CHAIN_MOVED;
 }
 
 static long table_walk_bucket(__u32 index, void *ctx)
 {
+	const void *head;
 	struct table_walk *w = ctx;
 	const struct hlist_nulls_node *node;
+	int walk = CHAIN_MOVED;
 
-	if (bpf_probe_read_kernel(&node, sizeof(node), w->buckets + index * w->bucket_size))
-		return 0;
-	if (queue_chain((__u64)node, w->table, w->now_us, w->jiffies))
+	head = w->buckets + (__u64)index * w->bucket_size;
+	for (int try = 0; try < QWATCH_BUCKET_TRIES && walk == CHAIN_MOVED; try++) {
+		if (bpf_probe_read_kernel(&node, sizeof(node), head)) {
+			w->complete = 0;
+			return 0;
+		}
+		walk = queue_chain((__u64)node, index, w->table);
+	}
+	if (walk != CHAIN_WHOLE)
 		w->complete = 0;
 	return 0;
 }
 
-/* The final call: each table the dumped listeners use, once. */
+/*
+ * The final call: each table the dumped listeners use, once, unless none
+ * of them had a request when dumped; at most QWATCH_DUMP_BUCKETS_MAX
+ * buckets in all, so that a huge table (tcp_child_ehash_entries) cannot
+ * make each screen slow: the tables past that are not whole.
+ */
 static __always_inline void dump_tables_now(void)
 {
+	__u32 count = dump_table_count, buckets, budget = QWATCH_DUMP_BUCKETS_MAX;
 	struct qwatch_queue_entry *entry;
-	struct table_walk w = {};
 	const struct inet_hashinfo *table;
-	__u32 count = dump_table_count, buckets;
+	struct table_walk w = {};
 
 	if (dump_walked_generation == dump_generation)
 		return;
@@ -1444,22 +1512,24 @@ static __always_inline void dump_tables_now(void)
 		w.table = dump_tables[i];
 		table = (const void *)w.table;
 		w.buckets = BPF_CORE_READ(table, ehash);
-		buckets = BPF_CORE_READ(table, ehash_mask) + 1;
-		w.complete = 1;
-		if (buckets > QWATCH_BUCKETS_MAX) {
-			buckets = QWATCH_BUCKETS_MAX;
-			w.complete = 0;
+		buckets = 0;
+		w.complete = w.buckets != NULL;
+		if (w.buckets && dump_table_requests[i]) {
+			buckets = BPF_CORE_READ(table, ehash_mask) + 1;
+			if (buckets > budget) {
+				buckets = budget;
+				w.complete = 0;
+			}
+			budget -= buckets;
+			if (buckets)
+				bpf_loop(buckets, table_walk_bucket, &w, 0);
 		}
-		w.now_us = bpf_ktime_get_ns() / 1000;
-		w.jiffies = bpf_jiffies64();
-		if (w.buckets)
-			bpf_loop(buckets, table_walk_bucket, &w, 0);
 		entry = entry_reserve(QWATCH_QUEUE_TABLE);
 		if (!entry)
 			continue;
 		entry->table = w.table;
 		entry->order = buckets;
-		if (w.complete && w.buckets)
+		if (w.complete)
 			entry->flags |= QWATCH_ENTRY_COMPLETE;
 		entry_submit(entry);
 	}
@@ -1469,15 +1539,17 @@ SEC("iter/task_file")
 int dump_queues(struct bpf_iter__task_file *ctx)
 {
 	const struct sock *listener;
+	__u64 cookie;
 
+	dump_start();
 	/* After the last file, the iterator calls once more without one. */
 	if (!ctx->task && !ctx->file) {
 		dump_tables_now();
 		return 0;
 	}
-	listener = snapshot_file(ctx);
+	listener = snapshot_file(ctx, &cookie);
 	if (listener)
-		dump_listener(listener);
+		dump_listener(listener, cookie);
 	return 0;
 }
 

@@ -172,10 +172,24 @@ enum qwatch_queue_record {
 /* The bounds of a dump's walks (see Documentation/qwatch.rst). */
 #define QWATCH_ACCEPT_WALK_MAX	65536	/* children per accept queue */
 #define QWATCH_BUCKET_WALK_MAX	32	/* sockets per ehash bucket */
+#define QWATCH_BUCKET_TRIES	3	/* walks of a bucket whose chain moved under it */
 #define QWATCH_DUMP_TABLES	64	/* ehash tables per dump */
+#define QWATCH_DUMP_BUCKETS_MAX	(1U << 22)	/* ehash buckets per dump, all tables */
 
 struct qwatch_queue_entry {
 	__u64 listener;		/* struct sock address (qwatch_event.listener); TABLE: 0 */
+	/*
+	 * LISTENER: its socket cookie, as its snapshot record's: what the
+	 * reader matches the lists to a listener's row by (an address can be
+	 * a new socket's by the time the reader looks).
+	 */
+	__u64 cookie;
+	/*
+	 * SYN: the request sock's address; ACCEPT: the child's. A walk can
+	 * meet an entry twice (an ehash chain walked again after it moved,
+	 * a listener dumped again): the reader keeps one of each.
+	 */
+	__u64 sock;
 	__u64 table;		/* SYN, LISTENER, TABLE: the inet_hashinfo address */
 	/*
 	 * SYN: when its first SYN-ACK was sent (tcp_request_sock.snt_synack,
@@ -197,9 +211,9 @@ struct qwatch_queue_entry {
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(struct qwatch_queue_entry) == 72, "qwatch_queue_entry layout");
+static_assert(sizeof(struct qwatch_queue_entry) == 88, "qwatch_queue_entry layout");
 #else
-_Static_assert(sizeof(struct qwatch_queue_entry) == 72, "qwatch_queue_entry layout");
+_Static_assert(sizeof(struct qwatch_queue_entry) == 88, "qwatch_queue_entry layout");
 #endif
 
 #endif /* __QWATCH_H */

@@ -13,15 +13,18 @@ SYN-ACK or the handshake, and between two dumps against the time between
 them.
 """
 
+import array
 import os
 import re
+import socket
 import time
 
 import pytest
 
 from lib import hsp, nft
 from lib.cmd import run, scaled, wait_until
-from lib.netns import NetNSPair, connected
+from lib.defer import defer
+from lib.netns import NetNSPair, connected, socket_in
 from lib.proto import PROTOCOLS
 from lib.qwatch import QWATCH, QwatchStream, TextStream, free_port, once, screens
 
@@ -114,18 +117,24 @@ def release_one(table, proto, port, client):
                                "accept")
 
 
+def start_connect(proto, ns, addr, port, source=None):
+    """A non-blocking client of @port (from @source if given), its SYN sent."""
+    client = proto.socket(ns)
+    if source:
+        client.bind((source, 0))
+    client.setblocking(False)
+    client.connect_ex((addr, port))
+    return client
+
+
 def connect_in_order(proto, ns, addr, port, count, source=None):
     """@count clients of @port, each connected (its SYN-ACK received, its
     final ACK sent) before the next one's SYN: the server got them in this
     order. Returns [(client, (monotonic before its SYN, after its SYN-ACK))]."""
     clients = []
     for _ in range(count):
-        client = proto.socket(ns)
-        if source:
-            client.bind((source, 0))
-        client.setblocking(False)
         started = time.monotonic()
-        client.connect_ex((addr, port))
+        client = start_connect(proto, ns, addr, port, source)
         wait_until(lambda: connected(client), timeout=30,
                    what=f"{proto.name} client {len(clients) + 1} of {count} connected")
         clients.append((client, (started, time.monotonic())))
@@ -134,15 +143,7 @@ def connect_in_order(proto, ns, addr, port, count, source=None):
 
 def connect_all(proto, ns, addr, port, count, source=None):
     """@count non-blocking connects at once (from @source if given): [client]."""
-    clients = []
-    for _ in range(count):
-        client = proto.socket(ns)
-        if source:
-            client.bind((source, 0))
-        client.setblocking(False)
-        client.connect_ex((addr, port))
-        clients.append(client)
-    return clients
+    return [start_connect(proto, ns, addr, port, source) for _ in range(count)]
 
 
 def accept_all(listener, count):
@@ -344,6 +345,8 @@ def test_releasing_one_ack__exactly_that_peer_moves_to_the_accept_queues_tail(ne
 ENTRY = re.compile(
     r"^ {4}(?P<queue>SYN-Q|ACCEPT-Q) +(?:#(?P<k>\d+) +(?P<addr>\S+):(?P<port>\d+) +age +(?P<age>\S+)"
     r"(?P<rest>.*?)|\+(?P<more>\d+) more|(?P<empty>\(empty\)))\s*$")
+# A listener no process holds: the dump, which walks files, cannot reach it.
+NOT_DUMPED = "    QUEUES   (not dumped: no process holds this listener)"
 
 
 def complete_screens(lines):
@@ -352,6 +355,8 @@ def complete_screens(lines):
 
 
 def entry_row(line):
+    if line.rstrip() == NOT_DUMPED:
+        return {"queue": "QUEUES", "not_dumped": True}
     match = ENTRY.match(line)
     assert match, f"not a queue entry row: {line!r}"
     row = {"queue": match["queue"]}
@@ -626,3 +631,48 @@ def test_queues_with_a_mode_that_cannot_show_them__one_line_and_status_2(args):
     assert proc.returncode == 2, proc
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1 and "--queues" in proc.stderr, proc.stderr
+
+
+@by_protocol
+def test_live_text__a_listener_no_process_holds_says_not_dumped_not_empty(netns_pair, proto):
+    """A listener with two children whose only reference goes in flight in
+    an SCM_RIGHTS message: the kernel still holds it and its children (its
+    own account), the live view keeps its row but says its queues were not
+    dumped instead of showing them empty; received back, its lists are
+    shown again, in the order accept() returns them."""
+    server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
+    listener, port = proto.listen(server, addr, 8)
+    connect_all(proto, client, addr, port, 2)
+    wait_until(lambda: proto.queues(server, port)["accept_queue"] == 2, timeout=30,
+               what="2 children")
+    sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    defer(sender.close)
+    defer(receiver.close)
+    live = TextStream("--queues", "--netns", server.name, "--proto", proto.name, "-i", "0.3")
+    key = (server.name, proto.name, port)
+
+    def block_of_second_screen_after(mark, what):
+        wait_until(lambda: len(live.screens_since(mark)) >= 2, timeout=60,
+                   what=f"two screens {what}")
+        blocks = listener_blocks(live.screens_since(mark)[1])
+        assert key in blocks, f"{what}: no row for the listener: {blocks}"
+        return blocks[key]
+
+    held = block_of_second_screen_after(live.mark(), "while a process holds it")
+    assert len(text_peers(split_queues(held)[1])) == 2, held
+
+    sender.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                             array.array("i", [listener.fileno()]))])
+    listener.close()
+    in_flight = block_of_second_screen_after(live.mark(), "with the listener in flight")
+    assert proto.queues(server, port)["accept_queue"] == 2
+    assert in_flight == [{"queue": "QUEUES", "not_dumped": True}], in_flight
+
+    _, fds, _, _ = socket.recv_fds(receiver, 16, 1)
+    [back] = [socket_in(None, fileno=fd) for fd in fds]
+    returned = block_of_second_screen_after(live.mark(), "with the listener received back")
+    live.stop()
+    syn, accept = split_queues(returned)
+    assert syn == [{"queue": "SYN-Q", "empty": True}]
+    assert text_peers(accept) == accept_all(back, 2)
+    back.close()

@@ -107,8 +107,12 @@ void check_combinations(std::vector<const OutputMode *> chosen, Options &options
     throw UsageError("--once prints the listeners as they are now; " + join(live) +
                      " need a live run");
   }
-  if (options.queue_rows_given && !options.output->dumps_queues)
-    throw UsageError("--queue-rows caps the lists of --queues: it needs --queues");
+  for (const OutputMode &mode : output_modes()) {
+    if (mode.own_option && &mode != options.output &&
+        options.mode_options.count(mode.own_option->name))
+      throw UsageError(std::string("--") + mode.own_option->name + " is an option of --" +
+                       mode.option + ": it needs --" + mode.option);
+  }
   if (options.output->refuse) {
     if (std::string complaint = options.output->refuse(options); !complaint.empty())
       throw UsageError(complaint);
@@ -119,19 +123,25 @@ void check_combinations(std::vector<const OutputMode *> chosen, Options &options
 
 std::string usage()
 {
-  std::string choices;
-  std::string lines;
+  std::string choices, lines, own_options, own_lines;
   for (const OutputMode *mode : modes_with_option()) {
     choices += (choices.empty() ? "--" : " | --") + std::string(mode->option);
     std::string option = mode->option;
     option.resize(std::max<size_t>(option.size() + 2, 13), ' ');
     lines += "      --" + option + mode->help + "\n";
+    if (const ModeOption *own = mode->own_option) {
+      std::string name = std::string("--") + own->name + " " + own->value_name;
+      own_options += " [" + name + "]";
+      own_lines += "      " + name + "  " + own->help + "\n";
+    }
   }
   return "usage: qwatch [-h] [-v] [" + choices +
          "] [--once] [--hist] [--no-color]\n"
          "              [-i SECONDS] [-p PORT] [--proto tcp|hsp|all] [--netns INODE|NAME]\n"
          "              [--pid PID] [--metrics ADDR:PORT] [--attach fentry|kprobe|auto]\n"
-         "              [--stats] [--ready-fd FD] [--ring-buffer KIB] [--queue-rows N]\n"
+         "              [--stats] [--ready-fd FD] [--ring-buffer KIB]" +
+         own_options +
+         "\n"
          "              [interval [count]]\n"
          "\n"
          "Show the SYN queue and accept queue of every TCP and HSP listener, live.\n"
@@ -150,8 +160,8 @@ std::string usage()
          "      --attach MODE  fentry, kprobe or auto (default: fentry where supported)\n"
          "      --stats        at exit, one JSON line on stderr: events, lost, delays\n"
          "      --ready-fd FD  write one byte to FD once the probes are attached\n"
-         "      --ring-buffer KIB  size of the event ring buffer (power of two, default 1024)\n"
-         "      --queue-rows N  --queues: entries shown per queue (default 8)\n"
+         "      --ring-buffer KIB  size of the event ring buffer (power of two, default 1024)\n" +
+         own_lines +
          "  -v, --verbose      show libbpf's messages\n"
          "  -h, --help         this text\n"
          "\n"
@@ -182,8 +192,8 @@ Options parse_options(int argc, char **argv)
     OPT_STATS,
     OPT_READY_FD,
     OPT_RING_BUFFER,
-    OPT_QUEUE_ROWS,
     OPT_OUTPUT_MODE,  // the first output mode's; the others' follow
+    OPT_MODE_OPTION = OPT_OUTPUT_MODE + 256,  // the first mode's own option; the others' follow
   };
   std::vector<option> long_options = {
       {"help", no_argument, nullptr, 'h'},
@@ -201,12 +211,15 @@ Options parse_options(int argc, char **argv)
       {"stats", no_argument, nullptr, OPT_STATS},
       {"ready-fd", required_argument, nullptr, OPT_READY_FD},
       {"ring-buffer", required_argument, nullptr, OPT_RING_BUFFER},
-      {"queue-rows", required_argument, nullptr, OPT_QUEUE_ROWS},
   };
   const std::vector<const OutputMode *> modes = modes_with_option();
-  for (size_t i = 0; i < modes.size(); i++)
+  for (size_t i = 0; i < modes.size(); i++) {
     long_options.push_back(
         {modes[i]->option, no_argument, nullptr, OPT_OUTPUT_MODE + static_cast<int>(i)});
+    if (modes[i]->own_option)
+      long_options.push_back({modes[i]->own_option->name, required_argument, nullptr,
+                              OPT_MODE_OPTION + static_cast<int>(i)});
+  }
   long_options.push_back({nullptr, 0, nullptr, 0});
 
   Options options;
@@ -286,10 +299,6 @@ Options parse_options(int argc, char **argv)
       options.tracer.ring_buffer_bytes = static_cast<uint32_t>(kib * 1024);
       break;
     }
-    case OPT_QUEUE_ROWS:
-      options.queue_rows = parse_unsigned(optarg, 1000000, "--queue-rows");
-      options.queue_rows_given = true;
-      break;
     case ':':
       throw UsageError(std::string("option ") + argv[optind - 1] + " needs a value");
     default:
@@ -297,6 +306,13 @@ Options parse_options(int argc, char **argv)
         const OutputMode *mode = modes[static_cast<size_t>(opt - OPT_OUTPUT_MODE)];
         if (std::find(chosen.begin(), chosen.end(), mode) == chosen.end())
           chosen.push_back(mode);
+        break;
+      }
+      if (opt >= OPT_MODE_OPTION && opt < OPT_MODE_OPTION + static_cast<int>(modes.size())) {
+        const ModeOption &own = *modes[static_cast<size_t>(opt - OPT_MODE_OPTION)]->own_option;
+        if (std::string complaint = own.check(optarg); !complaint.empty())
+          throw UsageError(complaint);
+        options.mode_options[own.name] = optarg;
         break;
       }
       throw UsageError(std::string("unknown option ") + argv[optind - 1]);

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "output_mode.h"
@@ -17,8 +18,9 @@ struct Options {
   // The mode whose format the output prints in, when it takes another's
   // (OutputMode::takes_format: --queues --json gives "json"); "" its own.
   std::string format;
-  unsigned long queue_rows = 8;  // --queue-rows: entries shown per list
-  bool queue_rows_given = false;
+  // The values of the modes' own options (OutputMode::own_option), by
+  // name, each checked by its check().
+  std::map<std::string, std::string> mode_options;
   bool verbose = false;  // libbpf's messages on stderr
   bool once = false;
   bool interval_given = false;  // --once: count over the interval, then print

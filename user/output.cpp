@@ -233,18 +233,21 @@ std::string listener_json(const ListenerState &listener, const ListenerQueues *q
       .number("peak_accept_queue", listener.peak_accept_queue);
   for (const CounterField &field : kCounterFields)
     json.number(field.name, listener.counters.*field.member);
-  if (queues_dumped) {
+  if (queues_dumped && !queues) {
+    // No process holds it (kernel-owned, or in flight in SCM_RIGHTS): the
+    // dump walks the listeners of files, so its lists are unknown.
+    json.null("syn_queue_entries").null("accept_queue_entries").boolean("queue_dump_complete",
+                                                                        false);
+  } else if (queues_dumped) {
     // Whole lists: --queue-rows caps the screen only.
     std::vector<JsonObject> syn, accept;
-    if (queues) {
-      for (const qwatch_queue_entry &entry : queues->syn)
-        syn.push_back(syn_entry_json(entry));
-      for (const qwatch_queue_entry &entry : queues->accept)
-        accept.push_back(accept_entry_json(entry));
-    }
+    for (const qwatch_queue_entry &entry : queues->syn)
+      syn.push_back(syn_entry_json(entry));
+    for (const qwatch_queue_entry &entry : queues->accept)
+      accept.push_back(accept_entry_json(entry));
     json.objects("syn_queue_entries", syn)
         .objects("accept_queue_entries", accept)
-        .boolean("queue_dump_complete", queues && queues->complete);
+        .boolean("queue_dump_complete", queues->complete);
   }
   return json.str();
 }
@@ -306,8 +309,11 @@ static std::string seconds(bool known, double us)
 
 void print_queue_rows(std::FILE *out, const ListenerQueues *queues, unsigned long rows)
 {
-  static const ListenerQueues none;
-  const ListenerQueues &q = queues ? *queues : none;
+  if (!queues) {
+    std::fprintf(out, "    %-8s (not dumped: no process holds this listener)\n", "QUEUES");
+    return;
+  }
+  const ListenerQueues &q = *queues;
   auto list = [out, rows](const char *name, const std::vector<qwatch_queue_entry> &entries,
                           auto &&print_entry) {
     if (entries.empty()) {

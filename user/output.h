@@ -87,7 +87,8 @@ void print_table(std::FILE *out, const std::vector<TableRow> &rows, const TableO
 
 // The lines under a listener's row (--queues): its SYN queue, oldest first,
 // then its accept queue, head first, each list at most @rows entries and a
-// "+N more" line. @queues nullptr: the dump did not reach it.
+// "+N more" line. @queues nullptr: the dump did not reach it (no process
+// holds the listener): one line says so.
 void print_queue_rows(std::FILE *out, const ListenerQueues *queues, unsigned long rows);
 
 // One line for a transition, for --events: wall-clock time, event,

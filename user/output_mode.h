@@ -2,13 +2,13 @@
 // Output modes: how qwatch shows what it sees (a live table, event lines,
 // JSON lines, nothing but --metrics, the table with each queue's contents
 // for --queues). Each mode is one class in its own file (output_*.cpp),
-// registered there with its option, its --help line and the options it
-// refuses: the command line, --help and the watch know the modes through
-// output_modes(), except a mode's own extra option (--queue-rows), which
-// cli.cpp handles.
+// registered there with its option, its --help line, the options it
+// refuses and an option of its own: the command line, --help and the watch
+// know the modes through output_modes().
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -69,6 +69,17 @@ class Output {
   virtual void finish(const WatchView &) {}
 };
 
+// An option only one mode takes (--queue-rows of --queues), registered
+// with it: given without that mode, it is refused. Its value reaches the
+// mode as Options::mode_options[name].
+struct ModeOption {
+  const char *name;        // the long option, without "--"
+  const char *value_name;  // its value in --help and the synopsis ("N")
+  const char *help;        // its line in --help, after the option and value
+  // What is wrong with @value, as one line; "" if nothing.
+  std::string (*check)(const char *value);
+};
+
 struct OutputMode {
   const char *option;  // the long option choosing it, without "--"; nullptr: the default
   const char *help;    // its line in --help (after the option)
@@ -83,6 +94,7 @@ struct OutputMode {
   // Another mode's option this one accepts, to print in that mode's format
   // (--queues --json); nullptr: none. Options::format says it was given.
   const char *takes_format = nullptr;
+  const ModeOption *own_option = nullptr;  // nullptr: none
 };
 
 // Registers a mode while the program starts: one static object in the

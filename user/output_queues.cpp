@@ -3,7 +3,9 @@
 // hold (its SYN queue's request socks, its accept queue's children), read
 // from the kernel at each interval; with --once --json, the listener
 // objects with both lists.
+#include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "cli.h"
@@ -15,11 +17,41 @@ namespace qwatch {
 
 namespace {
 
+constexpr unsigned long kQueueRowsMax = 1000000;
+
+// --queue-rows N: a number from 0 to kQueueRowsMax.
+std::string check_queue_rows(const char *value)
+{
+  unsigned long rows = 0;
+  const char *end = value + std::strlen(value);
+  auto [at, error] = std::from_chars(value, end, rows);
+  if (error != std::errc() || at != end || at == value || rows > kQueueRowsMax)
+    return std::string("--queue-rows: '") + value + "' is not a number from 0 to " +
+           std::to_string(kQueueRowsMax);
+  return "";
+}
+
+const ModeOption kQueueRows{
+    .name = "queue-rows",
+    .value_name = "N",
+    .help = "--queues: entries shown per queue (default 8)",
+    .check = check_queue_rows,
+};
+
+// Entries shown per list: --queue-rows, checked by check_queue_rows().
+unsigned long queue_rows(const Options &options)
+{
+  auto given = options.mode_options.find(kQueueRows.name);
+  return given == options.mode_options.end() ? 8 : std::stoul(given->second);
+}
+
 const ListenerQueues *queues_of(const WatchView &view, const ListenerState &listener)
 {
   if (!view.queues)
     return nullptr;
-  auto it = view.queues->find(listener.latest.listener);
+  // A listener no process holds has no cookie from a snapshot, and was
+  // not dumped: no entry.
+  auto it = listener.cookie ? view.queues->find(listener.cookie) : view.queues->end();
   return it == view.queues->end() ? nullptr : &it->second;
 }
 
@@ -48,15 +80,16 @@ class QueuesOutput : public Output {
   {
     size_t incomplete = 0;
     for (const ListenerState *listener : view.listeners) {
+      // One no process holds says so in its own line.
       const ListenerQueues *queues = queues_of(view, *listener);
-      incomplete += !queues || !queues->complete;
+      incomplete += queues && !queues->complete;
     }
     std::string footer;
     if (incomplete)
       footer = "queue dump incomplete for " + std::to_string(incomplete) + " of " +
                std::to_string(view.listeners.size()) +
                " listeners: lists may miss entries (see qwatch(8), --queues)";
-    unsigned long rows = context_.options.queue_rows;
+    unsigned long rows = queue_rows(context_.options);
     screen_.print(
         view,
         [&view, rows](std::FILE *out, const ListenerState &listener) {
@@ -89,6 +122,7 @@ const RegisterOutputMode kQueues{{
     },
     .dumps_queues = true,
     .takes_format = "json",
+    .own_option = &kQueueRows,
 }};
 
 }  // namespace

@@ -16,16 +16,18 @@ struct ListenerQueues {
   std::vector<qwatch_queue_entry> syn;     // request socks, oldest first
   std::vector<qwatch_queue_entry> accept;  // children, head first: accept()'s order
   // Both lists are whole: its accept queue was walked to the end, its
-  // ehash table was walked with no bucket over the bound, and no record
+  // ehash table was walked with no bucket over the bounds, and no record
   // was lost to a full ring buffer.
   bool complete = false;
 };
 
-// By listener (struct sock address, as qwatch_event.listener).
+// By the listener's socket cookie (ListenerState::cookie, the snapshot's):
+// a listener no process holds was not dumped and is not here.
 using QueueDump = std::map<uint64_t, ListenerQueues>;
 
 // The records of one dump, in the order they were written, as lists per
-// listener; @lost: some records found no room in the ring buffer.
+// listener, each entry once; @lost: some records found no room in the ring
+// buffer.
 QueueDump assemble_queue_dump(const std::vector<qwatch_queue_entry> &records, bool lost);
 
 }  // namespace qwatch

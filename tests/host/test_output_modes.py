@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0
 """Adding an output mode to qwatch touches one new file: a mode written in
 one .cpp, linked with the reader's objects, is an option, has its line in
---help and is held to the rules every mode is held to."""
+--help, can have an option of its own and is held to the rules every mode
+is held to."""
 
 import glob
 import os
@@ -13,9 +14,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.path.join(REPO, "build")
 
 # A new --lines: one line per shown listener at each interval. It shows
-# transitions over time (refused with --once) and has a rule of its own.
+# transitions over time (refused with --once), has a rule of its own and an
+# option of its own (--lines-min N).
 SAMPLE_MODE = r'''
 #include <cstdio>
+#include <cstring>
 
 #include "cli.h"
 #include "output_mode.h"
@@ -39,6 +42,20 @@ std::string refuse_lines(const qwatch::Options &options)
   return options.histograms ? "--hist prints histograms; --lines prints lines" : "";
 }
 
+std::string check_lines_min(const char *value)
+{
+  return std::strspn(value, "0123456789") == std::strlen(value) && *value
+             ? ""
+             : std::string("--lines-min: '") + value + "' is not a count";
+}
+
+const qwatch::ModeOption kLinesMin{
+    .name = "lines-min",
+    .value_name = "N",
+    .help = "--lines: only listeners with N or more queued",
+    .check = check_lines_min,
+};
+
 const qwatch::RegisterOutputMode kLines{{
     .option = "lines",
     .help = "one line per listener and interval: its two queues",
@@ -49,6 +66,7 @@ const qwatch::RegisterOutputMode kLines{{
     .create = [](const qwatch::OutputContext &) -> std::unique_ptr<qwatch::Output> {
       return std::make_unique<LinesOutput>();
     },
+    .own_option = &kLinesMin,
 }};
 
 }  // namespace
@@ -93,10 +111,14 @@ def test_new_mode__an_option_with_its_line_in_help(qwatch_with_lines):
     usage = run(qwatch_with_lines, "--help").stdout
     assert "[--json | --events | --quiet | --queues | --lines]" in usage
     assert "      --lines        one line per listener and interval: its two queues\n" in usage
+    assert "[--queue-rows N] [--lines-min N]\n" in usage
+    assert "      --lines-min N  --lines: only listeners with N or more queued\n" in usage
     # Nothing else of the help changed.
     reader = run(os.path.join(BUILD, "qwatch"), "--help").stdout
     without = usage.replace(" | --lines", "").replace(
-        "      --lines        one line per listener and interval: its two queues\n", "")
+        "      --lines        one line per listener and interval: its two queues\n", "").replace(
+        " [--lines-min N]", "").replace(
+        "      --lines-min N  --lines: only listeners with N or more queued\n", "")
     assert without == reader
 
 
@@ -114,6 +136,18 @@ def test_new_mode__live_only_refused_with_once(qwatch_with_lines):
 def test_new_mode__its_own_rule(qwatch_with_lines):
     assert "--hist prints histograms; --lines prints lines" in \
         refused(qwatch_with_lines, "--lines", "--hist")
+
+
+def test_new_mode__its_own_option_checked_and_refused_without_it(qwatch_with_lines):
+    assert "--lines-min: 'x' is not a count" in \
+        refused(qwatch_with_lines, "--lines", "--lines-min", "x")
+    assert "--lines-min is an option of --lines: it needs --lines" in \
+        refused(qwatch_with_lines, "--lines-min", "3")
+    assert "--lines-min is an option of --lines: it needs --lines" in \
+        refused(qwatch_with_lines, "--queues", "--lines-min", "3")
+    # And the existing mode's own option is still its own.
+    assert "--queue-rows is an option of --queues: it needs --queues" in \
+        refused(qwatch_with_lines, "--lines", "--queue-rows", "3")
 
 
 def test_existing_modes__rules_unchanged_by_the_new_one(qwatch_with_lines):
