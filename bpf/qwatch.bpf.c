@@ -1239,7 +1239,9 @@ static __always_inline void dump_start(void)
 struct accept_walk {
 	const struct request_sock *req;	/* the next one */
 	__u64 listener;
+	__u64 net;			/* the listener's netns (struct net address) */
 	__u32 position;
+	__u16 lport;			/* the listener's port, host order */
 	__u8 protocol;			/* enum qwatch_protocol */
 };
 
@@ -1292,26 +1294,46 @@ __noinline int queue_child(__u64 child_addr, __u64 listener, __u64 position, __u
 }
 
 /*
+ * Whether @req, met in @w's accept queue, is still one of its entries. A
+ * request accept() took and freed meanwhile stays a request sock (its slab
+ * is type-safe under RCU) but may have been reused: for another listener,
+ * or as a new request without a child yet. A queued request names its
+ * listener, except one a syncookie ACK made (allocated without one,
+ * cookie_tcp_reqsk_alloc()): its child's port and netns tell then.
+ */
+static __always_inline bool accept_entry_current(const struct accept_walk *w,
+						 const struct request_sock *req,
+						 const struct sock *child)
+{
+	__u64 listener = (__u64)BPF_CORE_READ(req, __req_common.skc_listener);
+
+	if (!child)
+		return false;
+	if (listener)
+		return listener == w->listener;
+	return BPF_CORE_READ(child, __sk_common.skc_num) == w->lport &&
+	       (__u64)BPF_CORE_READ(child, __sk_common.skc_net.net) == w->net;
+}
+
+/*
  * One step of an accept queue: icsk_accept_queue.rskq_accept_head, then
  * each request's dl_next, as inet_csk_accept() takes them; req->sk is the
  * child. Read without the queue's lock (a BPF program cannot take it):
- * every read is a probe read, and the walk is bounded. A request accept()
- * took and freed meanwhile stays a request sock (its slab is type-safe
- * under RCU) but may be another listener's, or a new request without a
- * child: the walk stops there, not whole (w->req stays set).
+ * every read is a probe read, and the walk is bounded. It stops, not whole
+ * (w->req stays set), at a request that is no longer an entry.
  */
 static long accept_walk_one(__u32 index, void *ctx)
 {
 	struct accept_walk *w = ctx;
 	const struct request_sock *req = w->req;
-	__u64 child;
+	const struct sock *child;
 
 	if (!req)
 		return 1;
-	child = (__u64)BPF_CORE_READ(req, sk);
-	if ((__u64)BPF_CORE_READ(req, __req_common.skc_listener) != w->listener || !child)
+	child = BPF_CORE_READ(req, sk);
+	if (!accept_entry_current(w, req, child))
 		return 1;
-	queue_child(child, w->listener, w->position, w->protocol);
+	queue_child((__u64)child, w->listener, w->position, w->protocol);
 	w->position++;
 	w->req = BPF_CORE_READ(req, dl_next);
 	return 0;
@@ -1347,6 +1369,8 @@ static __always_inline void dump_listener(const struct sock *listener, __u64 coo
 
 	w.req = BPF_CORE_READ(icsk, icsk_accept_queue.rskq_accept_head);
 	w.listener = key;
+	w.net = (__u64)BPF_CORE_READ(listener, __sk_common.skc_net.net);
+	w.lport = BPF_CORE_READ(listener, __sk_common.skc_num);
 	w.protocol = protocol_of(listener, false);
 	/* The queue holds at most backlog + 1 (sk_acceptq_is_full() is ">"). */
 	bound = BPF_CORE_READ(listener, sk_max_ack_backlog) + 1;

@@ -25,7 +25,8 @@ from lib import hsp, nft
 from lib.cmd import run, scaled, wait_until
 from lib.defer import defer
 from lib.netns import NetNSPair, connected, socket_in
-from lib.proto import PROTOCOLS
+from lib.kernel import nstat
+from lib.proto import PROTOCOLS, TCP
 from lib.qwatch import QWATCH, QwatchStream, TextStream, free_port, once, screens
 
 pytestmark = [
@@ -339,6 +340,41 @@ def test_releasing_one_ack__exactly_that_peer_moves_to_the_accept_queues_tail(ne
     assert_ages_grew(first, second, "accept", "child")
     [moved] = [e for e in second.accept if peer(e) == chosen.getsockname()]
     assert_age(moved, (released, completed), second, "the released child")
+    listener.close()
+
+
+def test_syncookie_child__listed_with_the_others_in_accept_order_and_whole(netns_pair):
+    """The default sysctls (syncookies on), TCP (HSP has no syncookies).
+    Backlog 2: one child queued by a handshake, then two held requests fill
+    the SYN queue, so the next client's SYN is answered with a cookie and
+    its ACK makes a child whose request sock names no listener
+    (cookie_tcp_reqsk_alloc()). The dump lists both children in the order
+    accept() returns them, the two requests, and says it is whole."""
+    proto = TCP
+    server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
+    assert run(["sysctl", "-n", "net.ipv4.tcp_syncookies"], ns=server).stdout.strip() == "1"
+    listener, port = proto.listen(server, addr, 2)
+    connect_all(proto, client, addr, port, 1)
+    wait_until(lambda: proto.queues(server, port)["accept_queue"] == 1, timeout=30,
+               what="the first child")
+    held = held_acks(proto, server, port)
+    requests = [c.getsockname() for c, _ in connect_in_order(proto, client, addr, port, 2)]
+    cookies_before = nstat(server, "TcpExtSyncookiesRecv")
+    through_cookie = proto.socket(client)
+    through_cookie.bind((netns_pair.client_addr, 0))
+    release_one(held, proto, port, through_cookie)
+    through_cookie.setblocking(False)
+    through_cookie.connect_ex((addr, port))
+    wait_until(lambda: proto.queues(server, port)["accept_queue"] == 2
+               and nstat(server, "TcpExtSyncookiesRecv") == cookies_before + 1, timeout=30,
+               what="the second child, made by a cookie ACK")
+
+    queues, retrans = stable(lambda: proto.request_peers(server, port),
+                             lambda: dump(proto, server, port), "a dump")
+    assert set(retrans) == set(requests) and peers(queues.syn) == requests
+    accepted = accept_all(listener, 2)
+    assert peers(queues.accept) == accepted
+    assert accepted[1] == through_cookie.getsockname()
     listener.close()
 
 

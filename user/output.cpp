@@ -307,10 +307,11 @@ static std::string seconds(bool known, double us)
   return text;
 }
 
-void print_queue_rows(std::FILE *out, const ListenerQueues *queues, unsigned long rows)
+void print_queue_rows(std::FILE *out, const ListenerQueues *queues, unsigned long rows,
+                      const char *why_not_dumped)
 {
   if (!queues) {
-    std::fprintf(out, "    %-8s (not dumped: no process holds this listener)\n", "QUEUES");
+    std::fprintf(out, "    %-8s (not dumped: %s)\n", "QUEUES", why_not_dumped);
     return;
   }
   const ListenerQueues &q = *queues;

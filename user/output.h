@@ -87,9 +87,10 @@ void print_table(std::FILE *out, const std::vector<TableRow> &rows, const TableO
 
 // The lines under a listener's row (--queues): its SYN queue, oldest first,
 // then its accept queue, head first, each list at most @rows entries and a
-// "+N more" line. @queues nullptr: the dump did not reach it (no process
-// holds the listener): one line says so.
-void print_queue_rows(std::FILE *out, const ListenerQueues *queues, unsigned long rows);
+// "+N more" line. @queues nullptr: the dump has no lists for it, and one
+// line says so, with @why_not_dumped.
+void print_queue_rows(std::FILE *out, const ListenerQueues *queues, unsigned long rows,
+                      const char *why_not_dumped);
 
 // One line for a transition, for --events: wall-clock time, event,
 // listener, peer, queues after it and, where known, its latency.

@@ -51,8 +51,9 @@ const ListenerQueues *queues_of(const WatchView &view, const ListenerState &list
     return nullptr;
   // A listener no process holds has no cookie from a snapshot, and was
   // not dumped: no entry.
-  auto it = listener.cookie ? view.queues->find(listener.cookie) : view.queues->end();
-  return it == view.queues->end() ? nullptr : &it->second;
+  const auto &dumped = view.queues->listeners;
+  auto it = listener.cookie ? dumped.find(listener.cookie) : dumped.end();
+  return it == dumped.end() ? nullptr : &it->second;
 }
 
 class QueuesOutput : public Output {
@@ -79,11 +80,16 @@ class QueuesOutput : public Output {
   void print(const WatchView &view)
   {
     size_t incomplete = 0;
+    const bool lost = view.queues && view.queues->lost;
     for (const ListenerState *listener : view.listeners) {
-      // One no process holds says so in its own line.
+      // One not dumped says why in its own line; with records lost, the
+      // reason may be that.
       const ListenerQueues *queues = queues_of(view, *listener);
-      incomplete += queues && !queues->complete;
+      incomplete += queues ? !queues->complete : lost;
     }
+    const char *why_not_dumped = lost ? "no process holds this listener, or its records were "
+                                        "lost to a full ring buffer"
+                                      : "no process holds this listener";
     std::string footer;
     if (incomplete)
       footer = "queue dump incomplete for " + std::to_string(incomplete) + " of " +
@@ -92,8 +98,8 @@ class QueuesOutput : public Output {
     unsigned long rows = queue_rows(context_.options);
     screen_.print(
         view,
-        [&view, rows](std::FILE *out, const ListenerState &listener) {
-          print_queue_rows(out, queues_of(view, listener), rows);
+        [&view, rows, why_not_dumped](std::FILE *out, const ListenerState &listener) {
+          print_queue_rows(out, queues_of(view, listener), rows, why_not_dumped);
         },
         footer);
   }

@@ -40,10 +40,10 @@ QueueDump assemble_queue_dump(const std::vector<qwatch_queue_entry> &records, bo
     }
   }
 
-  QueueDump dump;
+  QueueDump dump{.listeners = {}, .lost = lost};
   std::map<uint64_t, std::set<uint64_t>> seen;  // by cookie: sockets listed
   for (const auto &[address, listener] : listeners) {
-    ListenerQueues &queues = dump[listener.cookie];
+    ListenerQueues &queues = dump.listeners[listener.cookie];
     // Table 0 (its requests not looked for) is never walked: not whole.
     bool requests_whole = true;
     for (uint64_t table : listener.tables) {
@@ -58,11 +58,11 @@ QueueDump assemble_queue_dump(const std::vector<qwatch_queue_entry> &records, bo
       continue;
     uint64_t cookie = listener->second.cookie;
     if (record.type == QWATCH_QUEUE_SYN)
-      append_once(dump[cookie].syn, seen[cookie], record);
+      append_once(dump.listeners[cookie].syn, seen[cookie], record);
     else if (record.type == QWATCH_QUEUE_ACCEPT)
-      append_once(dump[cookie].accept, seen[cookie], record);
+      append_once(dump.listeners[cookie].accept, seen[cookie], record);
   }
-  for (auto &[cookie, queues] : dump) {
+  for (auto &[cookie, queues] : dump.listeners) {
     // The SYN queue's order is that of the first SYN-ACKs; a request that
     // has sent none yet is the newest.
     std::stable_sort(queues.syn.begin(), queues.syn.end(), [](const auto &a, const auto &b) {

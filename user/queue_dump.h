@@ -21,9 +21,13 @@ struct ListenerQueues {
   bool complete = false;
 };
 
-// By the listener's socket cookie (ListenerState::cookie, the snapshot's):
-// a listener no process holds was not dumped and is not here.
-using QueueDump = std::map<uint64_t, ListenerQueues>;
+struct QueueDump {
+  // By the listener's socket cookie (ListenerState::cookie, the
+  // snapshot's). A listener no process holds was not dumped and is not
+  // here; nor is one whose records were lost.
+  std::map<uint64_t, ListenerQueues> listeners;
+  bool lost = false;  // records found no room in the ring buffer
+};
 
 // The records of one dump, in the order they were written, as lists per
 // listener, each entry once; @lost: some records found no room in the ring

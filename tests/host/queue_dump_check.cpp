@@ -42,7 +42,7 @@ int main()
     record.flags = static_cast<uint8_t>(flags);
     records.push_back(record);
   }
-  for (const auto &[cookie, queues] : qwatch::assemble_queue_dump(records, lost)) {
+  for (const auto &[cookie, queues] : qwatch::assemble_queue_dump(records, lost).listeners) {
     std::printf("%llu %s syn=", static_cast<unsigned long long>(cookie),
                 queues.complete ? "complete" : "incomplete");
     for (size_t i = 0; i < queues.syn.size(); i++)
