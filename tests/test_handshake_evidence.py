@@ -89,6 +89,15 @@ class Scene:
 
     def __init__(self, pair, port, sports):
         self.pair, self.port, self.sports = pair, port, sports
+        # The held requests must outlive the screens taken of them (a
+        # `--once` each, retried while a SYN-ACK retransmission falls in
+        # between, slow on a loaded emulated machine), and one must still
+        # have a SYN-ACK to come when its ACK is let through: the client
+        # sends its ACK again only in answer to one. With the default 5 the
+        # last comes 31 s after the SYN and a scene running longer failed
+        # (flaky); 8 puts it at 255 s. The default count itself is tested
+        # in test_differential.py and test_tcp_queues.py.
+        run(["sysctl", "-qw", "net.ipv4.tcp_synack_retries=8"], ns=pair.server)
         self.listener = socket_in(pair.server, socket.AF_INET, socket.SOCK_STREAM)
         self.listener.bind((pair.server_addr, port))
         # Backlog 16: with more than half as many requests as the backlog
@@ -244,7 +253,8 @@ def test_an_ack_completes_exactly_its_own_request(netns_pair, one_cpu):
 
         scene.clients.let_through(40003)
         lines.append("# only the final ACK from port 40003 is let through")
-        scene.qwatch.wait_for(lambda q: len(scene.shown()) == len(sports) + 1, timeout=60,
+        # Up to one SYN-ACK backoff (128 s by the 8th) until it is sent again.
+        scene.qwatch.wait_for(lambda q: len(scene.shown()) == len(sports) + 1, timeout=180,
                               what="the one ack_complete")
         wait_until(lambda: ss_listener(server, port)[0] == 1, what="one child per ss")
         [completed] = scene.shown()[len(sports):]
@@ -314,7 +324,8 @@ def test_accept_sleeps_until_one_handshake_completes(netns_pair, one_cpu):
 
         scene.clients.let_through(40012)
         lines.append("# only the final ACK from port 40012 is let through")
-        accepter.join(60)
+        # Up to one SYN-ACK backoff (128 s by the 8th: Scene) until it is sent again.
+        accepter.join(180)
         assert not accepter.is_alive() and accepter.peer == (netns_pair.client_addr, 40012)
         scene.qwatch.wait_for(lambda q: len(scene.shown()) == len(sports) + 2,
                               what="ack_complete, accept")
