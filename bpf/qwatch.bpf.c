@@ -1512,6 +1512,30 @@ static long table_walk_bucket(__u32 index, void *ctx)
 }
 
 /*
+ * The first @buckets buckets of ehash table @table_addr; returns 1 if each
+ * was walked whole. Global, as queue_child(): the verifier checks the walk
+ * once, not in each turn of dump_tables_now()'s loop (6.1's would exceed
+ * its million instructions).
+ */
+__noinline int walk_table(__u64 table_addr, __u32 buckets)
+{
+	const struct inet_hashinfo *table = (const void *)table_addr;
+	struct table_walk w = {};
+
+	if (!table)
+		return 0;
+	w.table = table_addr;
+	w.buckets = BPF_CORE_READ(table, ehash);
+	if (!w.buckets)
+		return 0;
+	w.bucket_size = bpf_core_type_size(struct inet_ehash_bucket);
+	w.complete = 1;
+	if (buckets)
+		bpf_loop(buckets, table_walk_bucket, &w, 0);
+	return w.complete;
+}
+
+/*
  * The final call: each table the dumped listeners use, once, unless none
  * of them had a request when dumped; at most QWATCH_DUMP_BUCKETS_MAX
  * buckets in all, so that a huge table (tcp_child_ehash_entries) cannot
@@ -1520,40 +1544,36 @@ static long table_walk_bucket(__u32 index, void *ctx)
 static __always_inline void dump_tables_now(void)
 {
 	__u32 count = dump_table_count, buckets, budget = QWATCH_DUMP_BUCKETS_MAX;
-	struct qwatch_queue_entry *entry;
 	const struct inet_hashinfo *table;
-	struct table_walk w = {};
+	struct qwatch_queue_entry *entry;
+	bool whole;
 
 	if (dump_walked_generation == dump_generation)
 		return;
 	dump_walked_generation = dump_generation;
-	w.bucket_size = bpf_core_type_size(struct inet_ehash_bucket);
-	/* Not unrolled: each bpf_loop() call has its callback verified. */
 #pragma clang loop unroll(disable)
 	for (__u32 i = 0; i < QWATCH_DUMP_TABLES; i++) {
 		if (i >= count)
 			break;
-		w.table = dump_tables[i];
-		table = (const void *)w.table;
-		w.buckets = BPF_CORE_READ(table, ehash);
+		table = (const void *)dump_tables[i];
 		buckets = 0;
-		w.complete = w.buckets != NULL;
-		if (w.buckets && dump_table_requests[i]) {
+		whole = BPF_CORE_READ(table, ehash) != NULL;
+		if (whole && dump_table_requests[i]) {
 			buckets = BPF_CORE_READ(table, ehash_mask) + 1;
 			if (buckets > budget) {
 				buckets = budget;
-				w.complete = 0;
+				whole = false;
 			}
 			budget -= buckets;
-			if (buckets)
-				bpf_loop(buckets, table_walk_bucket, &w, 0);
+			if (!walk_table((__u64)table, buckets))
+				whole = false;
 		}
 		entry = entry_reserve(QWATCH_QUEUE_TABLE);
 		if (!entry)
 			continue;
-		entry->table = w.table;
+		entry->table = (__u64)table;
 		entry->order = buckets;
-		if (w.complete)
+		if (whole)
 			entry->flags |= QWATCH_ENTRY_COMPLETE;
 		entry_submit(entry);
 	}
