@@ -1108,6 +1108,8 @@ __u64 dump_table_requests[QWATCH_DUMP_TABLES];
 __u32 dump_walked_generation = 0;
 /* The dump dumped_listeners was emptied for. */
 __u32 dump_cleared_generation = 0;
+/* Of QWATCH_DUMP_BUCKETS_MAX, the buckets this dump may still walk. */
+__u32 dump_buckets_left = 0;
 
 /* Ticks per second, for the jiffies times; 0 (unknown) without a config. */
 extern int CONFIG_HZ __kconfig __weak;
@@ -1512,70 +1514,64 @@ static long table_walk_bucket(__u32 index, void *ctx)
 }
 
 /*
- * The first @buckets buckets of ehash table @table_addr; returns 1 if each
- * was walked whole. Global, as queue_child(): the verifier checks the walk
- * once, not in each turn of dump_tables_now()'s loop (6.1's would exceed
- * its million instructions).
+ * Table @i of dump_tables, once per dump: walked unless none of its dumped
+ * listeners had a request when dumped, within what is left of the dump's
+ * QWATCH_DUMP_BUCKETS_MAX buckets (so that a huge table, from
+ * tcp_child_ehash_entries, cannot make each screen slow: a table past that
+ * is not whole), then its TABLE record. Global, as queue_child(): checked
+ * once, not in each turn of dump_tables_now()'s loop, whose paths 6.1's
+ * verifier cannot prune across a call (it gave up at a million).
  */
-__noinline int walk_table(__u64 table_addr, __u32 buckets)
+__noinline int dump_table(__u32 i)
 {
-	const struct inet_hashinfo *table = (const void *)table_addr;
-	struct table_walk w = {};
-
-	if (!table)
-		return 0;
-	w.table = table_addr;
-	w.buckets = BPF_CORE_READ(table, ehash);
-	if (!w.buckets)
-		return 0;
-	w.bucket_size = bpf_core_type_size(struct inet_ehash_bucket);
-	w.complete = 1;
-	if (buckets)
-		bpf_loop(buckets, table_walk_bucket, &w, 0);
-	return w.complete;
-}
-
-/*
- * The final call: each table the dumped listeners use, once, unless none
- * of them had a request when dumped; at most QWATCH_DUMP_BUCKETS_MAX
- * buckets in all, so that a huge table (tcp_child_ehash_entries) cannot
- * make each screen slow: the tables past that are not whole.
- */
-static __always_inline void dump_tables_now(void)
-{
-	__u32 count = dump_table_count, buckets, budget = QWATCH_DUMP_BUCKETS_MAX;
 	const struct inet_hashinfo *table;
 	struct qwatch_queue_entry *entry;
-	bool whole;
+	struct table_walk w = {};
+	__u32 buckets = 0, left;
+
+	if (i >= QWATCH_DUMP_TABLES)
+		return 0;
+	table = (const void *)dump_tables[i];
+	w.table = (__u64)table;
+	w.buckets = BPF_CORE_READ(table, ehash);
+	w.complete = w.buckets != NULL;
+	if (w.buckets && dump_table_requests[i]) {
+		buckets = BPF_CORE_READ(table, ehash_mask) + 1;
+		left = dump_buckets_left;
+		if (buckets > left) {
+			buckets = left;
+			w.complete = 0;
+		}
+		dump_buckets_left = left - buckets;
+		w.bucket_size = bpf_core_type_size(struct inet_ehash_bucket);
+		if (buckets)
+			bpf_loop(buckets, table_walk_bucket, &w, 0);
+	}
+	entry = entry_reserve(QWATCH_QUEUE_TABLE);
+	if (!entry)
+		return 0;
+	entry->table = w.table;
+	entry->order = buckets;
+	if (w.complete)
+		entry->flags |= QWATCH_ENTRY_COMPLETE;
+	entry_submit(entry);
+	return 0;
+}
+
+/* The final call: each table the dumped listeners use, once. */
+static __always_inline void dump_tables_now(void)
+{
+	__u32 count = dump_table_count;
 
 	if (dump_walked_generation == dump_generation)
 		return;
 	dump_walked_generation = dump_generation;
+	dump_buckets_left = QWATCH_DUMP_BUCKETS_MAX;
 #pragma clang loop unroll(disable)
 	for (__u32 i = 0; i < QWATCH_DUMP_TABLES; i++) {
 		if (i >= count)
 			break;
-		table = (const void *)dump_tables[i];
-		buckets = 0;
-		whole = BPF_CORE_READ(table, ehash) != NULL;
-		if (whole && dump_table_requests[i]) {
-			buckets = BPF_CORE_READ(table, ehash_mask) + 1;
-			if (buckets > budget) {
-				buckets = budget;
-				whole = false;
-			}
-			budget -= buckets;
-			if (!walk_table((__u64)table, buckets))
-				whole = false;
-		}
-		entry = entry_reserve(QWATCH_QUEUE_TABLE);
-		if (!entry)
-			continue;
-		entry->table = (__u64)table;
-		entry->order = buckets;
-		if (whole)
-			entry->flags |= QWATCH_ENTRY_COMPLETE;
-		entry_submit(entry);
+		dump_table(i);
 	}
 }
 
