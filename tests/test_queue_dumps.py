@@ -345,11 +345,12 @@ def test_releasing_one_ack__exactly_that_peer_moves_to_the_accept_queues_tail(ne
 
 def test_syncookie_child__listed_with_the_others_in_accept_order_and_whole(netns_pair):
     """The default sysctls (syncookies on), TCP (HSP has no syncookies).
-    Backlog 2: one child queued by a handshake, then two held requests fill
-    the SYN queue, so the next client's SYN is answered with a cookie and
+    Backlog 2: one child queued by a handshake, then three held requests
+    fill the SYN queue (full past the backlog: inet_csk_reqsk_queue_is_full()
+    is ">"), so the next client's SYN is answered with a cookie and
     its ACK makes a child whose request sock names no listener
     (cookie_tcp_reqsk_alloc()). The dump lists both children in the order
-    accept() returns them, the two requests, and says it is whole."""
+    accept() returns them, the three requests, and says it is whole."""
     proto = TCP
     server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
     assert run(["sysctl", "-n", "net.ipv4.tcp_syncookies"], ns=server).stdout.strip() == "1"
@@ -358,7 +359,7 @@ def test_syncookie_child__listed_with_the_others_in_accept_order_and_whole(netns
     wait_until(lambda: proto.queues(server, port)["accept_queue"] == 1, timeout=30,
                what="the first child")
     held = held_acks(proto, server, port)
-    requests = [c.getsockname() for c, _ in connect_in_order(proto, client, addr, port, 2)]
+    requests = [c.getsockname() for c, _ in connect_in_order(proto, client, addr, port, 3)]
     cookies_before = nstat(server, "TcpExtSyncookiesRecv")
     through_cookie = proto.socket(client)
     through_cookie.bind((netns_pair.client_addr, 0))
