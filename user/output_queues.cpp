@@ -49,8 +49,8 @@ const ListenerQueues *queues_of(const WatchView &view, const ListenerState &list
 {
   if (!view.queues)
     return nullptr;
-  // A listener no process holds has no cookie from a snapshot, and was
-  // not dumped: no entry.
+  // A listener the dump did not reach (no process holds it now) has no
+  // entry; one no snapshot ever found has no cookie either.
   const auto &dumped = view.queues->listeners;
   auto it = listener.cookie ? dumped.find(listener.cookie) : dumped.end();
   return it == dumped.end() ? nullptr : &it->second;
