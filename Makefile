@@ -55,7 +55,7 @@ USER_SRCS := $(wildcard user/*.cpp)
 USER_OBJS := $(patsubst user/%.cpp,$(OUTPUT)/user/%.o,$(USER_SRCS))
 KMOD_SRCS := $(wildcard kmod/*.c)
 
-.PHONY: all deps deps-debug kmod bpf user test-bpf test test-host test-vm test-install test-debug fuzz demo bench htmldocs vm-shell clean \
+.PHONY: all deps deps-debug deps-bench kmod bpf user test-bpf test test-host test-vm test-install test-debug fuzz demo bench bench-repeat bench-scale htmldocs vm-shell clean \
 	install install-kmod uninstall uninstall-kmod deb
 all: kmod bpf user test-bpf
 
@@ -315,13 +315,39 @@ fuzz: all
 		env HSP_FUZZ_SECONDS=$(SECONDS) $(if $(HSP_FUZZ_SEED),HSP_FUZZ_SEED=$(HSP_FUZZ_SEED)) \
 		$(PYTHON) -m pytest -p no:cacheprovider -v -s tests/test_hsp_fuzz.py
 
-# Handshake rates of TCP and HSP and qwatch's cost, in interleaved rounds in
-# one VM run (tests/bench/bench.py); results in build/bench/. Not in `make test`.
-BENCH_ROUNDS ?= 5
+# qwatch's cost next to unobserved TCP and next to peer tools (bpftrace's
+# tcpsynbl.bt and tcpaccept.bt, bcc's tcpaccept-bpfcc), in interleaved
+# rounds in one VM run (tests/bench/bench.py); results in build/bench/.
+# BENCH_ICOUNT (qemu -icount; empty: off, multi-threaded TCG or KVM) makes
+# guest time follow executed instructions, so that the rates do not move
+# with the host's load. bench-repeat runs it BENCH_REPEAT times and says how
+# far the summaries spread; bench-scale measures the resync with 10k
+# listeners and 100k fds and the event stream's lossless rate
+# (tests/bench/scale.py). None of them is in `make test`.
+BENCH_ROUNDS ?= 9
+BENCH_SECONDS ?= 3
+BENCH_CPUS ?= 2
+BENCH_ICOUNT ?= shift=2
+BENCH_CONFIGS ?=
+BENCH_REPEAT ?= 3
+BENCH_DEPS := gnuplot-nox bpftrace bpfcc-tools
+BENCH_VM = tests/vm/run --kernel $(KVER) --cpus $(BENCH_CPUS) \
+	$(if $(BENCH_ICOUNT),--icount $(BENCH_ICOUNT)) --timeout 14400
+BENCH_RUN = $(BENCH_VM) -- env BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_SECONDS=$(BENCH_SECONDS) \
+	BENCH_ICOUNT=$(BENCH_ICOUNT) BENCH_CONFIGS=$(BENCH_CONFIGS) $(PYTHON) tests/bench/bench.py
 
-bench: all
-	@$(MAKE) --no-print-directory deps DEPS=gnuplot-nox
-	tests/vm/run --kernel $(KVER) -- env BENCH_ROUNDS=$(BENCH_ROUNDS) $(PYTHON) tests/bench/bench.py
+deps-bench:
+	@$(MAKE) --no-print-directory deps DEPS="$(BENCH_DEPS)"
+
+bench: all deps-bench
+	$(BENCH_RUN)
+
+bench-repeat: all deps-bench
+	for run in $$(seq $(BENCH_REPEAT)); do $(BENCH_RUN) || exit; done
+	$(PYTHON) tests/bench/summary.py $(BENCH_REPEAT)
+
+bench-scale: all
+	$(BENCH_VM) --memory 3072 -- env BENCH_ICOUNT=$(BENCH_ICOUNT) $(PYTHON) tests/bench/scale.py
 
 # The README's main job: qwatch's live view of slow TCP and HSP servers under
 # bursts of clients in the test VM, for DEMO_SECONDS or until Ctrl-C.

@@ -106,6 +106,7 @@ bool Watch::fail(const char *what, int err)
 // The kernel's values are the truth even when events were lost.
 bool Watch::resync()
 {
+  uint64_t started_ns = clock_ns(CLOCK_MONOTONIC);
   CountersByListener before, after;
   std::vector<qwatch_event> snapshot;
   if (int err = tracer_.all_counters(before); err < 0)
@@ -123,7 +124,11 @@ bool Watch::resync()
   netns_names_.refresh();
   if (int err = tracer_.lost_events(lost_events_); err < 0)
     return fail("reading the lost-event counter", err);
-  return refresh_counters();
+  if (!refresh_counters())
+    return false;
+  if (options_.stats)
+    delays_.record_resync(clock_ns(CLOCK_MONOTONIC) - started_ns);
+  return true;
 }
 
 bool Watch::refresh_counters()

@@ -2,7 +2,10 @@
 // loadgen: K clients in one network namespace doing connect -> close as
 // fast as they can against a listener in another that accepts and closes,
 // for TCP or HSP, for a fixed time. Prints one JSON line: handshakes in
-// total, per second, and per time bucket (for plots).
+// total, per second, and per time bucket (for plots). With --rate R the
+// clients together start at most R handshakes a second (each paced at R/K,
+// never catching up in a burst), so that a watcher can be offered a known
+// event rate.
 //
 // Both sides close abortively (TCP with SO_LINGER 0, HSP always does), so
 // no TIME_WAIT piles up and the two protocols do the same work.
@@ -45,6 +48,7 @@ struct Options {
   unsigned clients = 4;
   unsigned acceptors = 2;
   double seconds = 5;
+  double rate = 0;  // handshakes/s for all clients together; 0: unpaced
   unsigned bucket_ms = 100;
 };
 
@@ -156,8 +160,8 @@ struct ClientResult {
   std::string failure;
 };
 
-void run_client(const Options &options, uint16_t port, Clock::time_point start,
-                ClientResult &result)
+void run_client(const Options &options, unsigned index, uint16_t port,
+                Clock::time_point start, ClientResult &result)
 {
   try {
     enter_netns(options.client_netns);
@@ -171,7 +175,24 @@ void run_client(const Options &options, uint16_t port, Clock::time_point start,
                          std::chrono::duration<double>(options.seconds));
   result.buckets.assign(static_cast<size_t>((end - start) / bucket) + 1, 0);
   linger abortive = {.l_onoff = 1, .l_linger = 0};
+  // --rate: this client's share, one handshake every K/R seconds, the
+  // clients staggered over the period rather than starting together.
+  auto period = options.rate > 0 ? std::chrono::duration_cast<Clock::duration>(
+                                       std::chrono::duration<double>(options.clients / options.rate))
+                                 : Clock::duration::zero();
+  auto next = start + period * index / options.clients;
   for (auto now = Clock::now(); now < end; now = Clock::now()) {
+    if (options.rate > 0) {
+      // Behind by more than a period (the machine is saturated): start
+      // from now rather than bursting to make up for it.
+      if (now - next > period)
+        next = now;
+      if (next > now)
+        std::this_thread::sleep_until(next);
+      next += period;
+      if (Clock::now() >= end)
+        break;
+    }
     FileDescriptor fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, options.protocol));
     if (fd.get() < 0) {
       result.failure = std::string("socket: ") + std::strerror(errno);
@@ -204,6 +225,7 @@ Options parse(int argc, char **argv)
       {"addr", required_argument, nullptr, 'a'},
       {"clients", required_argument, nullptr, 'k'},
       {"seconds", required_argument, nullptr, 't'},
+      {"rate", required_argument, nullptr, 'r'},
       {"bucket-ms", required_argument, nullptr, 'b'},
       {nullptr, 0, nullptr, 0},
   };
@@ -238,6 +260,11 @@ Options parse(int argc, char **argv)
       if (!(options.seconds > 0 && options.seconds <= 3600))
         usage_error("--seconds: more than 0, at most 3600");
       break;
+    case 'r':
+      options.rate = std::strtod(optarg, nullptr);
+      if (!(options.rate > 0 && options.rate <= 10000000))
+        usage_error("--rate: handshakes/s, more than 0, at most 10000000");
+      break;
     case 'b':
       options.bucket_ms = static_cast<unsigned>(std::strtoul(optarg, nullptr, 10));
       if (options.bucket_ms < 10)
@@ -246,7 +273,7 @@ Options parse(int argc, char **argv)
     default:
       usage_error("usage: loadgen [--proto tcp|hsp] [--server-netns NS] "
                   "[--client-netns NS] "
-                  "[--addr A] [--clients K] [--seconds S] [--bucket-ms MS]");
+                  "[--addr A] [--clients K] [--seconds S] [--rate R] [--bucket-ms MS]");
     }
   }
   return options;
@@ -262,9 +289,9 @@ int main(int argc, char **argv)
     std::vector<ClientResult> results(options.clients);
     std::vector<std::thread> clients;
     auto start = Clock::now();
-    for (ClientResult &result : results)
-      clients.emplace_back(run_client, std::cref(options), listener.port(), start,
-                           std::ref(result));
+    for (unsigned i = 0; i < options.clients; i++)
+      clients.emplace_back(run_client, std::cref(options), i, listener.port(), start,
+                           std::ref(results[i]));
     for (std::thread &client : clients)
       client.join();
     double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
@@ -284,10 +311,10 @@ int main(int argc, char **argv)
       if (result.last_errno)
         last_errno = result.last_errno;
     }
-    std::printf("{\"proto\":\"%s\",\"clients\":%u,\"seconds\":%.3f,\"handshakes\":%llu,"
+    std::printf("{\"proto\":\"%s\",\"clients\":%u,\"rate\":%.1f,\"seconds\":%.3f,\"handshakes\":%llu,"
                 "\"per_second\":%.1f,\"errors\":%llu,\"last_error\":\"%s\",\"bucket_ms\":%u,"
                 "\"buckets\":[",
-                options.protocol == IPPROTO_TCP ? "tcp" : "hsp", options.clients, elapsed,
+                options.protocol == IPPROTO_TCP ? "tcp" : "hsp", options.clients, options.rate, elapsed,
                 static_cast<unsigned long long>(total), total / elapsed,
                 static_cast<unsigned long long>(errors),
                 last_errno ? std::strerror(last_errno) : "", options.bucket_ms);

@@ -120,3 +120,61 @@ def test_other_oops_while_booting__is_a_crash_at_once(tmp_path):
 def test_int3_oops_once_the_command_has_started__is_a_crash_at_once(tmp_path):
     proc, boots = vm_with_fake_qemu(tmp_path, [INT3_OOPS, None], after_start=True)
     assert (proc.returncode, boots) == (125, 1), proc.stderr
+
+
+ARGV_QEMU = r"""#!/bin/bash
+# Stands in for qemu-system-x86_64: records its arguments, one a line, in
+# $FAKE_QEMU_DIR/argv and runs the command (status 0).
+printf '%s\n' "$@" > "$FAKE_QEMU_DIR/argv"
+while [ $# -gt 0 ]; do
+	case $1 in
+	-append) for word in $2; do case $word in vmrun_*=*) declare "${word%%=*}=${word#*=}" ;; esac; done; shift ;;
+	esac
+	shift
+done
+date +%s > "$vmrun_repo/$vmrun_job/started"
+echo 0 > "$vmrun_repo/$vmrun_job/rc"
+"""
+
+
+def qemu_argv(tmp_path, *options, **env):
+    """What tests/vm/run with @options and @env passes to a stand-in qemu."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    fake = bindir / "qemu-system-x86_64"
+    fake.write_text(ARGV_QEMU)
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "FAKE_QEMU_DIR": str(tmp_path),
+           **env}
+    proc = subprocess.run([VM_RUN, *options, "--", "true"], capture_output=True, text=True,
+                          timeout=300, cwd=REPO, env=env)
+    argv = (tmp_path / "argv").read_text().splitlines() if (tmp_path / "argv").exists() else []
+    return proc, argv
+
+
+def test_icount__single_threaded_tcg_with_that_icount(tmp_path):
+    """make bench's repeatable clock: -icount needs TCG with one thread."""
+    proc, argv = qemu_argv(tmp_path, "--icount", "shift=2", "--cpus", "2")
+    assert proc.returncode == 0, proc.stderr
+    accel = argv[argv.index("-accel") + 1]
+    assert (accel, argv[argv.index("-icount") + 1]) == ("tcg,thread=single", "shift=2")
+    assert argv[argv.index("-smp") + 1] == "2"
+
+
+def test_icount__from_the_environment_and_refused_with_kvm(tmp_path):
+    proc, argv = qemu_argv(tmp_path, VM_ICOUNT="shift=3")
+    assert proc.returncode == 0 and argv[argv.index("-icount") + 1] == "shift=3", proc.stderr
+    (tmp_path / "argv").unlink()
+    # The stand-in qemu still first on PATH: a broken check boots nothing.
+    proc = subprocess.run([VM_RUN, "--icount", "shift=2", "--", "true"], capture_output=True,
+                          text=True, timeout=300, cwd=REPO,
+                          env={**os.environ, "PATH": f"{tmp_path / 'bin'}:{os.environ['PATH']}",
+                               "FAKE_QEMU_DIR": str(tmp_path), "VM_ACCEL": "kvm"})
+    assert proc.returncode == 2 and "--icount needs TCG" in proc.stderr
+    assert not (tmp_path / "argv").exists()
+
+
+def test_no_icount__no_icount_option(tmp_path):
+    proc, argv = qemu_argv(tmp_path, VM_ACCEL="tcg")
+    assert proc.returncode == 0, proc.stderr
+    assert "-icount" not in argv and argv[argv.index("-accel") + 1] == "tcg"
