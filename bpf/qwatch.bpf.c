@@ -50,6 +50,12 @@ const volatile __u8 filter_protocol = 0;	/* enum qwatch_protocol, 0: every one *
 const volatile bool hash_add_returns_bool = false;
 /* Whether anything shows latencies: their maps are most of a probe's cost. */
 const volatile bool track_latency = true;
+/*
+ * Whether anything shows transitions (--events, --json, latencies): without
+ * them the probes only count, and the reader only reads the counters and
+ * the snapshot (the live table, --queues).
+ */
+const volatile bool stream_events = true;
 
 /*
  * HSP's IP protocol number, 0 while the module is not loaded. Not a
@@ -378,6 +384,8 @@ static __always_inline bool emit_transition(const struct transition *t, const st
 	/* Its counters' entry also says it is alive (see dump_listeners). */
 	if (t->type != QWATCH_CLOSE)
 		counters_of(sk);
+	if (!stream_events)
+		return true;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		lost = bpf_map_lookup_elem(&lost_events, &zero);
@@ -433,6 +441,19 @@ static __always_inline void read_mib(const struct sock *sk, struct mib_sample *s
 			      linux_mib + LINUX_MIB_TCPFASTOPENPASSIVE);
 	bpf_probe_read_kernel(&s->passive_opens, sizeof(s->passive_opens),
 			      tcp_mib + TCP_MIB_PASSIVEOPENS);
+}
+
+/* @peak = max(@peak, @value), against other CPUs raising it too. */
+static __always_inline void raise_peak(__u64 *peak, __u64 value)
+{
+	__u64 seen;
+	int tries;
+
+	for (tries = 0; tries < 4; tries++) {
+		seen = *peak;
+		if (value <= seen || __sync_val_compare_and_swap(peak, seen, value) == seen)
+			return;
+	}
 }
 
 static __always_inline struct mib_window *this_cpu_window(void)
@@ -520,6 +541,11 @@ static __always_inline void window_close(const struct sock *sk)
 		ADD_DELTA(tfo_children, now.tfo_passive - w->start.tfo_passive);
 		ADD_DELTA(handshakes, now.passive_opens - w->start.passive_opens);
 #undef ADD_DELTA
+		/* Both queues grow only inside the handlers windows open around. */
+		raise_peak(&c->peak_syn_queue,
+			   BPF_CORE_READ((const struct inet_connection_sock *)sk,
+					 icsk_accept_queue.qlen.counter));
+		raise_peak(&c->peak_accept_queue, BPF_CORE_READ(sk, sk_ack_backlog));
 	}
 	/* The segment was dropped: tell why, in the kernel's terms. */
 	if ((!drops && !overflows) || w->queued)

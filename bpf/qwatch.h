@@ -94,6 +94,13 @@ struct qwatch_counters {
 	__u64 syncookies_failed;	/* TcpExtSyncookiesFailed */
 	__u64 tfo_children;		/* TcpExtTCPFastOpenPassive */
 	__u64 children_queued;		/* children that entered the accept queue */
+	/*
+	 * Not counts: the highest length of each queue at the end of a
+	 * segment's handling (when they grow), so that the live table's
+	 * peaks need no event per transition.
+	 */
+	__u64 peak_syn_queue;
+	__u64 peak_accept_queue;
 };
 
 /*
@@ -144,9 +151,9 @@ _Static_assert(sizeof(struct qwatch_event) == 104, "qwatch_event layout");
 #endif
 
 #ifdef __cplusplus
-static_assert(sizeof(struct qwatch_counters) == 104, "qwatch_counters layout");
+static_assert(sizeof(struct qwatch_counters) == 120, "qwatch_counters layout");
 #else
-_Static_assert(sizeof(struct qwatch_counters) == 104, "qwatch_counters layout");
+_Static_assert(sizeof(struct qwatch_counters) == 120, "qwatch_counters layout");
 #endif
 
 /*

@@ -18,12 +18,12 @@ import urllib.request
 
 import pytest
 
-from lib import REPO, hsp
+from lib import REPO, hsp, nft
 from lib.cmd import Background, run, scaled, wait_until
 from lib.kernel import nstat, ss_listener, ss_syn_recv
-from lib.netns import socket_in
+from lib.netns import connected, socket_in
 from lib.proto import PROTOCOLS
-from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, once, scrape
+from lib.qwatch import QWATCH, QwatchStream, TextStream, free_port, metric_value, once, scrape
 from lib.tcp import connect_many, hold_final_acks, tcp_listener
 
 REPORTS = os.path.join(REPO, "build", "reports")
@@ -67,6 +67,48 @@ def test_first_table__shows_queues_that_filled_before_qwatch_started(netns_pair,
 
     acks_held.delete()
     for sock in done + held + hsp_clients + [tcp, hsp_listener]:
+        sock.close()
+
+
+@pytest.mark.parametrize("attach", ["fentry", "kprobe"])
+@pytest.mark.parametrize("proto", PROTOCOLS, ids=str)
+def test_table_peaks__queues_filled_and_emptied_between_two_snapshots(netns_pair, hsp_module,
+                                                                      proto, attach):
+    """The table streams no events: its PEAK columns come from the probes,
+    which note each queue's length after every segment they see. A --once
+    over a long interval snapshots empty queues at its start and at its
+    end; in between the SYN queue holds three requests and then the accept
+    queue three children (as ss or /proc/net/hsp says), all gone again
+    before the end. Both peaks are what the kernel said at those times."""
+    server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
+    listener, port = proto.listen(server, addr, 8)
+    queues = lambda: proto.queues(server, port)
+    table = TextStream("--once", "--attach", attach, "--netns", server.name,
+                       "--port", str(port), "600")
+    held = nft.output_rule(client, f"{proto.final_ack_match(port)} drop")
+    clients = []
+    for _ in range(3):
+        sock = proto.socket(client)
+        sock.setblocking(False)
+        sock.connect_ex((addr, port))
+        clients.append(sock)
+    wait_until(lambda: all(connected(sock) for sock in clients), what="every client connected")
+    syn_peak = queues()["syn_queue"]
+    held.delete()
+    # The final ACKs come again with the next SYN-ACK retransmissions.
+    wait_until(lambda: queues()["syn_queue"] == 0, timeout=60, what="the requests to complete")
+    accept_peak = queues()["accept_queue"]
+    children = [listener.accept()[0] for _ in range(accept_peak)]
+    emptied = queues()
+    assert (emptied["syn_queue"], emptied["accept_queue"]) == (0, 0)
+
+    assert table.stop() == 0
+    table.join_reader()
+    [row] = table_rows("\n".join(table.lines), port, proto.name)
+    # ... SYN-Q cur/max, [bar], PEAK, ACCEPT-Q cur/max, [bar], PEAK ...
+    assert (row[3], row[6]) == ("0/8", "0/8")
+    assert (int(row[5]), int(row[8])) == (syn_peak, accept_peak) == (3, 3)
+    for sock in children + clients:
         sock.close()
 
 

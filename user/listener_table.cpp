@@ -116,6 +116,11 @@ int ListenerTable::refresh_counters(
     if (int err = read(sock, state.counters); err < 0)
       return err;
     state.counters.accepts += state.unseen_accepts;
+    // The kernel side's peaks are those no event brought (or none did).
+    state.peak_syn_queue = static_cast<uint32_t>(
+        std::max<uint64_t>(state.peak_syn_queue, state.counters.peak_syn_queue));
+    state.peak_accept_queue = static_cast<uint32_t>(
+        std::max<uint64_t>(state.peak_accept_queue, state.counters.peak_accept_queue));
   }
   return 0;
 }

@@ -20,7 +20,9 @@ struct ListenerState {
   bool mptcp = false;           // the TCP listener of an MPTCP socket (snapshot)
   qwatch_event latest{};        // the kernel's values at the last event or snapshot
   qwatch_counters counters{};   // the kernel's counts, as last read from the BPF map
-  uint32_t peak_syn_queue = 0;  // highest values seen since the reader started
+  // Highest values since the reader started: events', snapshots' and the
+  // probes' own (qwatch_counters::peak_*).
+  uint32_t peak_syn_queue = 0;
   uint32_t peak_accept_queue = 0;
   std::set<uint32_t> pids;  // processes seen holding it, calling listen() or accept()
   Log2Histogram handshake_time;

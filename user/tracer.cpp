@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <string_view>
 
 namespace qwatch {
 
@@ -162,7 +163,11 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   skel_->rodata->filter_lport = settings.lport;
   skel_->rodata->filter_protocol = settings.protocol;
   skel_->rodata->track_latency = settings.track_latency;
-  check(bpf_map__set_max_entries(skel_->maps.events, settings.ring_buffer_bytes),
+  skel_->rodata->stream_events = settings.stream_events;
+  check(bpf_map__set_max_entries(skel_->maps.events,
+                                 settings.stream_events
+                                     ? settings.ring_buffer_bytes
+                                     : static_cast<uint32_t>(sysconf(_SC_PAGESIZE))),
         "sizing the ring buffer");
   // One snapshot program: the plain one, or the one that also dumps the
   // queues, whose ring buffer is otherwise a page.
@@ -270,6 +275,22 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   // A kprobe program loads without its target, so they are loaded whether
   // or not the module is, and attached to each load of it.
   bool probe_hsp = want_hsp_ && kprobes;
+  auto has = [vmlinux](const char *name) { return kernel_has_function(vmlinux, name); };
+  // tcp_conn_request()'s window nests in its callers' (the address
+  // families' and MPTCP's conn_request): where each of them has one, its
+  // own would cost a second trampoline per SYN for nothing.
+  bool syn_windows_cover_tcp_conn_request =
+      has("tcp_v4_conn_request") && has("tcp_v6_conn_request") &&
+      ((has("subflow_v4_conn_request") && has("subflow_v6_conn_request")) ||
+       btf__find_by_name_kind(vmlinux, "mptcp_subflow_request_sock", BTF_KIND_STRUCT) < 0);
+  auto needed = [&](const ProbedFunction &function) {
+    std::string_view name = function.name;
+    // Without an event stream: these only ever report a transition.
+    if (!settings.stream_events &&
+        (name == "inet_listen" || name == "hsp_listen" || name == "inet_csk_reqsk_queue_hash_add"))
+      return false;
+    return !(name == "tcp_conn_request" && syn_windows_cover_tcp_conn_request);
+  };
   for (const auto &function : functions) {
     bool use_fentry = mode == AttachMode::kFentry && !function.module;
     const auto &used = use_fentry ? function.fentry_programs : function.kprobe_programs;
@@ -278,13 +299,14 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       if (std::find(used.begin(), used.end(), prog) == used.end())
         bpf_program__set_autoload(prog, false);
     }
-    if (function.module && probe_hsp)
-      hsp_programs_.insert(hsp_programs_.end(), used.begin(), used.end());
-    bool present = function.module ? probe_hsp : kernel_has_function(vmlinux, function.name);
-    if (present)
-      continue;
-    if (function.required)
+    bool present = function.module ? probe_hsp : has(function.name);
+    if (!present && function.required)
       throw SetupError(ENOENT, std::string("this kernel has no ") + function.name + "() to probe");
+    if (present && needed(function)) {
+      if (function.module)
+        hsp_programs_.insert(hsp_programs_.end(), used.begin(), used.end());
+      continue;
+    }
     for (bpf_program *prog : used)
       bpf_program__set_autoload(prog, false);
   }

@@ -28,6 +28,8 @@ struct TracerSettings {
   uint8_t protocol = QWATCH_PROTO_NONE;  // enum qwatch_protocol; NONE: TCP and HSP
   uint32_t ring_buffer_bytes = 1 << 20;  // a power of two, at least a page
   bool track_latency = true;             // false: latency_ns stays 0 (cheaper probes)
+  // false: no events at all, only counters and snapshots (the cheapest)
+  bool stream_events = true;
   bool queue_dump = false;               // snapshots also dump each listener's queues
 };
 

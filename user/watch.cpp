@@ -222,8 +222,9 @@ int Watch::run()
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
         next_resync - std::chrono::steady_clock::now());
     // The BPF side wakes us only for a batch; events trickling in wait
-    // at most kDrainEvery.
-    int timeout_ms = static_cast<int>(std::clamp<int64_t>(wait.count(), 0, kDrainEvery.count()));
+    // at most kDrainEvery. Without events, only the checks are due.
+    auto longest = options_.tracer.stream_events ? kDrainEvery : kCheckEvery;
+    int timeout_ms = static_cast<int>(std::clamp<int64_t>(wait.count(), 0, longest.count()));
     if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
       fail("waiting for events", errno);
       break;

@@ -174,6 +174,11 @@ class TextStream(Background):
             with self._lock:
                 self.lines.append(line.rstrip("\n"))
 
+    def join_reader(self, timeout=20):
+        """Once the process has exited: waits until .lines has all it printed."""
+        self._reader.join(scaled(timeout))
+        assert not self._reader.is_alive(), f"{self.cmd}: output still open"
+
     def mark(self):
         with self._lock:
             return len(self.lines)
