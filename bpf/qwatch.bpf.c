@@ -650,8 +650,8 @@ static __always_inline void on_hash_add_done(struct sock *sk, struct request_soc
 		queued_now(&request_queued, req);
 }
 
-static __always_inline void on_hashdance_done(struct sock *sk, struct request_sock *req,
-					      struct sock *child, bool direct)
+static __always_inline void on_hashdance_done(const struct sock *sk, struct request_sock *req,
+					       struct sock *child, bool direct)
 {
 	if (!child)
 		return;
@@ -690,7 +690,8 @@ static __always_inline void on_queue_add_done(const struct sock *sk, struct sock
 static __always_inline void on_req_drop_done(struct sock *sk, struct request_sock *req,
 					     bool from_timer, long unlinked)
 {
-	if (!(unlinked & 0xff))
+	/* Without events, only an expiry is news (it is counted). */
+	if (!(unlinked & 0xff) || (!stream_events && !from_timer))
 		return;
 	time_in_queue(&request_queued, req);
 	if (!emit(from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, sk, req))
@@ -864,12 +865,29 @@ int BPF_KRETPROBE(hashdance_return, struct sock *child)
 }
 
 /*
+ * Without events (and so without latencies) the request is not needed: a
+ * kretprobe alone counts the child for the window's listener, the one
+ * tcp_check_req()/hsp_check_req() was called for and queues it.
+ */
+SEC("kretprobe/inet_csk_complete_hashdance")
+int BPF_KRETPROBE(hashdance_return_counting, struct sock *child)
+{
+	struct mib_window *w = this_cpu_window();
+
+	if (w && w->depth && w->path == QWATCH_PATH_HANDSHAKE)
+		on_hashdance_done(w->listener, NULL, child, false);
+	return 0;
+}
+
+/*
  * Every way a request leaves the SYN queue other than completing: reset,
  * listener gone, and (from the timer) expiry after the last SYN-ACK.
  */
 SEC("kprobe/__inet_csk_reqsk_queue_drop")
 int BPF_KPROBE(req_drop_entry, struct sock *sk, struct request_sock *req, bool from_timer)
 {
+	if (!stream_events && !from_timer)
+		return 0;
 	remember(HOOK_REQ_DROP, sk, req, from_timer);
 	return 0;
 }

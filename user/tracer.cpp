@@ -192,6 +192,17 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   } else {
     bpf_program__set_autoload(progs->inet_accept_graft, false);
   }
+  // Without events, the child is counted for the open window's listener:
+  // no entry probe, no pending entry.
+  std::vector<bpf_program *> hashdance_kprobes = {progs->hashdance_entry,
+                                                  progs->hashdance_return};
+  if (settings.stream_events) {
+    bpf_program__set_autoload(progs->hashdance_return_counting, false);
+  } else {
+    for (bpf_program *prog : hashdance_kprobes)
+      bpf_program__set_autoload(prog, false);
+    hashdance_kprobes = {progs->hashdance_return_counting};
+  }
   const ProbedFunction functions[] = {
       {"inet_listen",
        false,
@@ -246,7 +257,7 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       {"tcp_req_err", false, {progs->tcp_req_err_entry}, {progs->tcp_req_err_fentry}},
       {"inet_csk_complete_hashdance",
        true,
-       {progs->hashdance_entry, progs->hashdance_return},
+       hashdance_kprobes,
        {progs->hashdance_exit}},
       {"__inet_csk_reqsk_queue_drop",
        false,
