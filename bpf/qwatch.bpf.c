@@ -89,7 +89,21 @@ struct {
 	__type(value, struct qwatch_counters);
 } listener_counters SEC(".maps");
 
-/* Counts that found listener_counters full: reported, never silent. */
+/*
+ * struct qwatch_latencies of every watched listener, like its counters
+ * (created on its first latency, deleted when it stops listening). The
+ * reader sizes it to one entry when nothing shows latencies.
+ */
+#define MAX_TIMED_LISTENERS	4096
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_TIMED_LISTENERS);
+	__type(key, __u64);
+	__type(value, struct qwatch_latencies);
+} listener_latencies SEC(".maps");
+
+/* Counts that found listener_counters (or listener_latencies) full. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -579,6 +593,72 @@ static __always_inline __u64 time_in_queue(void *map, const void *key_ptr)
 	return waited;
 }
 
+/* floor(log2(@v)) for @v > 0, without a loop. */
+static __always_inline __u32 log2_floor(__u64 v)
+{
+	__u32 log = 0;
+
+	if (v >> 32) {
+		v >>= 32;
+		log += 32;
+	}
+	if (v >> 16) {
+		v >>= 16;
+		log += 16;
+	}
+	if (v >> 8) {
+		v >>= 8;
+		log += 8;
+	}
+	if (v >> 4) {
+		v >>= 4;
+		log += 4;
+	}
+	if (v >> 2) {
+		v >>= 2;
+		log += 2;
+	}
+	return log + (__u32)(v >> 1);
+}
+
+/* A new listener's latencies (too large for the stack). */
+static const struct qwatch_latencies no_latencies;
+
+/*
+ * One latency of @sk's: the handshake's (SYN queued -> child created) or
+ * the accept-queue wait's. 0: not measured (the start went unseen).
+ */
+static __always_inline void record_latency(const struct sock *sk, __u64 ns, bool accept_wait)
+{
+	struct qwatch_log2_histogram *histogram;
+	struct qwatch_latencies *latencies;
+	__u64 key = (__u64)sk, us = ns / 1000;
+	__u32 slot = 0, zero = 0;
+	__u64 *missed;
+
+	if (!ns)
+		return;
+	latencies = bpf_map_lookup_elem(&listener_latencies, &key);
+	if (!latencies) {
+		/* Ours or another CPU's insert: either way the entry is there. */
+		bpf_map_update_elem(&listener_latencies, &key, &no_latencies, BPF_NOEXIST);
+		latencies = bpf_map_lookup_elem(&listener_latencies, &key);
+		if (!latencies) {
+			missed = bpf_map_lookup_elem(&uncounted, &zero);
+			if (missed)
+				(*missed)++;
+			return;
+		}
+	}
+	histogram = accept_wait ? &latencies->accept_wait : &latencies->handshake;
+	if (us)
+		slot = log2_floor(us);
+	if (slot >= QWATCH_LOG2_BUCKETS)
+		slot = QWATCH_LOG2_BUCKETS - 1;
+	__sync_fetch_and_add(&histogram->buckets[slot], 1);
+	__sync_fetch_and_add(&histogram->sum_ns, ns);
+}
+
 static __always_inline void queued_now(void *map, const void *key_ptr)
 {
 	__u64 key = (__u64)key_ptr, now;
@@ -630,6 +710,8 @@ static __always_inline void on_listen_stop(struct sock *sk)
 
 	emit(QWATCH_CLOSE, sk, NULL);
 	bpf_map_delete_elem(&listener_counters, &key);
+	if (track_latency)
+		bpf_map_delete_elem(&listener_latencies, &key);
 }
 
 /*
@@ -653,11 +735,14 @@ static __always_inline void on_hash_add_done(struct sock *sk, struct request_soc
 static __always_inline void on_hashdance_done(const struct sock *sk, struct request_sock *req,
 					       struct sock *child, bool direct)
 {
+	__u64 handshake_ns;
+
 	if (!child)
 		return;
-	if (!emit_timed(QWATCH_ACK_COMPLETE, sk, child, time_in_queue(&request_queued, req),
-			direct, direct))
+	handshake_ns = req ? time_in_queue(&request_queued, req) : 0;
+	if (!emit_timed(QWATCH_ACK_COMPLETE, sk, child, handshake_ns, direct, direct))
 		return;
+	record_latency(sk, handshake_ns, false);
 	queued_now(&child_queued, child);
 	COUNT(sk, children_queued, 1);
 	/* TCP's are counted where the kernel counts them (TcpPassiveOpens). */
@@ -703,9 +788,15 @@ static __always_inline void on_req_drop_done(struct sock *sk, struct request_soc
 /* @child is a plain number in both attach modes (see inet_csk_accept_exit). */
 static __always_inline void on_accept_done(struct sock *sk, struct sock *child, bool direct)
 {
-	if (child && emit_timed(QWATCH_ACCEPT, sk, child, time_in_queue(&child_queued, child),
-				direct, false))
-		COUNT(sk, accepts, 1);
+	__u64 waited_ns;
+
+	if (!child)
+		return;
+	waited_ns = time_in_queue(&child_queued, child);
+	if (!emit_timed(QWATCH_ACCEPT, sk, child, waited_ns, direct, false))
+		return;
+	COUNT(sk, accepts, 1);
+	record_latency(sk, waited_ns, true);
 }
 
 static __always_inline void on_synack_retransmit(const struct sock *sk, const struct request_sock *req)

@@ -2,7 +2,8 @@
 /*
  * The ABI between bpf/qwatch.bpf.c and the reader in user/: the record
  * that travels through the ring buffer and out of the listener iterator,
- * the per-listener counters map's value, and the records of a queue dump. Fixed-width fields only, largest first, no implicit padding.
+ * the per-listener counters' and latencies' map values, and the records of
+ * a queue dump. Fixed-width fields only, largest first, no implicit padding.
  */
 #ifndef __QWATCH_H
 #define __QWATCH_H
@@ -154,6 +155,30 @@ _Static_assert(sizeof(struct qwatch_event) == 104, "qwatch_event layout");
 static_assert(sizeof(struct qwatch_counters) == 120, "qwatch_counters layout");
 #else
 _Static_assert(sizeof(struct qwatch_counters) == 120, "qwatch_counters layout");
+#endif
+
+/*
+ * A listener's latencies, kept by the probes (the listener_latencies map,
+ * keyed like the counters) so that --metrics and --hist need no event per
+ * transition. Bucket i counts latencies in [2^i, 2^(i+1)) microseconds;
+ * bucket 0 also those below 1 us, the last all above.
+ */
+#define QWATCH_LOG2_BUCKETS	40
+
+struct qwatch_log2_histogram {
+	__u64 buckets[QWATCH_LOG2_BUCKETS];	/* their sum is the count */
+	__u64 sum_ns;
+};
+
+struct qwatch_latencies {
+	struct qwatch_log2_histogram handshake;		/* SYN queued -> child created */
+	struct qwatch_log2_histogram accept_wait;	/* child queued -> accepted */
+};
+
+#ifdef __cplusplus
+static_assert(sizeof(struct qwatch_latencies) == 656, "qwatch_latencies layout");
+#else
+_Static_assert(sizeof(struct qwatch_latencies) == 656, "qwatch_latencies layout");
 #endif
 
 /*

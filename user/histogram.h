@@ -1,26 +1,32 @@
 // SPDX-License-Identifier: GPL-2.0
-// Log2 latency histograms, printed as the bcc tools print theirs and
-// exported as Prometheus histograms.
+// Log2 latency histograms the probes keep (struct qwatch_log2_histogram),
+// printed as the bcc tools print theirs and exported as Prometheus
+// histograms.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <string>
+
+#include "qwatch.h"
 
 namespace qwatch {
 
 class Log2Histogram {
  public:
-  // Bucket i counts values in [2^i, 2^(i+1)) microseconds; bucket 0 also
-  // takes everything below 1 us.
-  static constexpr size_t kBuckets = 40;
+  // The probes' layout (struct qwatch_log2_histogram): bucket i counts
+  // values in [2^i, 2^(i+1)) microseconds; bucket 0 also everything below
+  // 1 us, the last everything above.
+  static constexpr size_t kBuckets = QWATCH_LOG2_BUCKETS;
 
-  void record(uint64_t ns);
+  // The probes' histogram as just read from their map.
+  void assign(const qwatch_log2_histogram &histogram);
 
+  // The buckets' sum: read one by one while the probes add to them, a
+  // separate count could be smaller than their sum.
   uint64_t count() const { return count_; }
-  uint64_t sum_ns() const { return sum_ns_; }
-  uint64_t bucket(size_t i) const { return buckets_[i]; }
+  uint64_t sum_ns() const { return histogram_.sum_ns; }
+  uint64_t bucket(size_t i) const { return histogram_.buckets[i]; }
   // Upper bound (exclusive) of bucket i, in microseconds.
   static uint64_t bucket_limit_us(size_t i) { return uint64_t{2} << i; }
 
@@ -28,9 +34,8 @@ class Log2Histogram {
   void print(std::FILE *out, const std::string &title) const;
 
  private:
-  std::array<uint64_t, kBuckets> buckets_{};
+  qwatch_log2_histogram histogram_{};
   uint64_t count_ = 0;
-  uint64_t sum_ns_ = 0;
 };
 
 }  // namespace qwatch

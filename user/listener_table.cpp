@@ -48,10 +48,6 @@ uint32_t ListenerTable::apply_event(qwatch_event &event)
   if (state.cookie)
     event.cookie = state.cookie;
   event.mptcp = state.mptcp;
-  if (event.type == QWATCH_ACK_COMPLETE && event.latency_ns)
-    state.handshake_time.record(event.latency_ns);
-  else if (event.type == QWATCH_ACCEPT && event.latency_ns)
-    state.accept_wait.record(event.latency_ns);
   return state.id;
 }
 
@@ -110,11 +106,19 @@ void ListenerTable::finish_resync(const CountersByListener &before,
 }
 
 int ListenerTable::refresh_counters(
-    const std::function<int(uint64_t listener, qwatch_counters &counters)> &read)
+    const std::function<int(uint64_t listener, qwatch_counters &counters)> &read,
+    const std::function<int(uint64_t listener, qwatch_latencies &latencies)> &read_latencies)
 {
   for (auto &[sock, state] : listeners_) {
     if (int err = read(sock, state.counters); err < 0)
       return err;
+    if (read_latencies) {
+      qwatch_latencies latencies{};
+      if (int err = read_latencies(sock, latencies); err < 0)
+        return err;
+      state.handshake_time.assign(latencies.handshake);
+      state.accept_wait.assign(latencies.accept_wait);
+    }
     state.counters.accepts += state.unseen_accepts;
     // The kernel side's peaks are those no event brought (or none did).
     state.peak_syn_queue = static_cast<uint32_t>(

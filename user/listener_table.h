@@ -25,7 +25,7 @@ struct ListenerState {
   uint32_t peak_syn_queue = 0;
   uint32_t peak_accept_queue = 0;
   std::set<uint32_t> pids;  // processes seen holding it, calling listen() or accept()
-  Log2Histogram handshake_time;
+  Log2Histogram handshake_time;  // the probes' (qwatch_latencies), as last read
   Log2Histogram accept_wait;
 
   // accept()s no probe saw return (already asleep when qwatch attached):
@@ -58,10 +58,12 @@ class ListenerTable {
   void finish_resync(const CountersByListener &before, const CountersByListener &after);
 
   // Sets every listener's counters to what @read gives for its key
-  // (accepts: plus those no probe saw). Returns 0, or the first negative
-  // errno @read returned.
+  // (accepts: plus those no probe saw), and its latency histograms to what
+  // @read_latencies gives (if not empty). Returns 0, or the first negative
+  // errno either returned.
   int refresh_counters(
-      const std::function<int(uint64_t listener, qwatch_counters &counters)> &read);
+      const std::function<int(uint64_t listener, qwatch_counters &counters)> &read,
+      const std::function<int(uint64_t listener, qwatch_latencies &latencies)> &read_latencies);
 
   const ListenerState *find(uint64_t listener) const;
   // Fullest first: by the fuller of the two queues relative to its limit.

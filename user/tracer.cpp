@@ -164,6 +164,9 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   skel_->rodata->filter_protocol = settings.protocol;
   skel_->rodata->track_latency = settings.track_latency;
   skel_->rodata->stream_events = settings.stream_events;
+  if (!settings.track_latency)
+    check(bpf_map__set_max_entries(skel_->maps.listener_latencies, 1),
+          "sizing the latencies' map");
   check(bpf_map__set_max_entries(skel_->maps.events,
                                  settings.stream_events
                                      ? settings.ring_buffer_bytes
@@ -192,11 +195,11 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   } else {
     bpf_program__set_autoload(progs->inet_accept_graft, false);
   }
-  // Without events, the child is counted for the open window's listener:
-  // no entry probe, no pending entry.
+  // Without events or latencies (which need the request), the child is
+  // counted for the open window's listener: no entry probe, no pending entry.
   std::vector<bpf_program *> hashdance_kprobes = {progs->hashdance_entry,
                                                   progs->hashdance_return};
-  if (settings.stream_events) {
+  if (settings.stream_events || settings.track_latency) {
     bpf_program__set_autoload(progs->hashdance_return_counting, false);
   } else {
     for (bpf_program *prog : hashdance_kprobes)
@@ -296,9 +299,11 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
        btf__find_by_name_kind(vmlinux, "mptcp_subflow_request_sock", BTF_KIND_STRUCT) < 0);
   auto needed = [&](const ProbedFunction &function) {
     std::string_view name = function.name;
-    // Without an event stream: these only ever report a transition.
+    // Without an event stream: these only ever report a transition (and
+    // a request's start, for the handshake's latency).
     if (!settings.stream_events &&
-        (name == "inet_listen" || name == "hsp_listen" || name == "inet_csk_reqsk_queue_hash_add"))
+        (name == "inet_listen" || name == "hsp_listen" ||
+         (name == "inet_csk_reqsk_queue_hash_add" && !settings.track_latency)))
       return false;
     return !(name == "tcp_conn_request" && syn_windows_cover_tcp_conn_request);
   };
@@ -539,6 +544,15 @@ int Tracer::all_counters(std::map<uint64_t, qwatch_counters> &all) const
     key = next;
     previous = &key;
   }
+  return err == -ENOENT ? 0 : err;
+}
+
+int Tracer::latencies(uint64_t listener, qwatch_latencies &latencies) const
+{
+  latencies = {};
+  int err = bpf_map__lookup_elem(skel_->maps.listener_latencies, &listener, sizeof(listener),
+                                 &latencies, sizeof(latencies), 0);
+  // ENOENT: nothing timed yet.
   return err == -ENOENT ? 0 : err;
 }
 

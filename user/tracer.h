@@ -70,6 +70,9 @@ class Tracer {
   // What the kernel counted for @listener (a struct sock address) while
   // attached; all zero before its first count.
   int counters(uint64_t listener, qwatch_counters &counters) const;
+  // Its latency histograms while attached (with track_latency); all zero
+  // before its first.
+  int latencies(uint64_t listener, qwatch_latencies &latencies) const;
   // Every counted listener's counters, by struct sock address.
   int all_counters(std::map<uint64_t, qwatch_counters> &all) const;
 

@@ -133,9 +133,16 @@ bool Watch::resync()
 
 bool Watch::refresh_counters()
 {
-  int err = table_.refresh_counters([this](uint64_t listener, qwatch_counters &counters) {
-    return tracer_.counters(listener, counters);
-  });
+  std::function<int(uint64_t, qwatch_latencies &)> latencies;
+  if (options_.tracer.track_latency)
+    latencies = [this](uint64_t listener, qwatch_latencies &histograms) {
+      return tracer_.latencies(listener, histograms);
+    };
+  int err = table_.refresh_counters(
+      [this](uint64_t listener, qwatch_counters &counters) {
+        return tracer_.counters(listener, counters);
+      },
+      latencies);
   return err < 0 ? fail("reading the counters", err) : true;
 }
 
@@ -259,6 +266,9 @@ int Watch::run()
       return report_failure(failure_->what, failure_->err);
     output_->listeners(view());
   } else {
+    // The latency histograms are the probes': read them to the end.
+    if (!refresh_counters())
+      return report_failure(failure_->what, failure_->err);
     output_->finish(view());
   }
   if (options_.stats) {
