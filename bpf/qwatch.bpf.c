@@ -1218,6 +1218,37 @@ static __always_inline const struct sock *snapshot_file(struct bpf_iter__task_fi
 	return listener;
 }
 
+/*
+ * The listeners the probes counted that no file led to: kernel-owned ones,
+ * those in flight in an SCM_RIGHTS message or held only outside qwatch's
+ * pid namespace. Each is written without a process (pid 0) and without a
+ * cookie unless something gave it one. The map's keys are listeners'
+ * addresses, deleted when they stop listening; a listener is freed an RCU
+ * grace period after that (SOCK_RCU_FREE), and this runs under RCU: the
+ * reads of one stopping meanwhile are of a socket still there.
+ */
+SEC("iter/bpf_map_elem")
+int dump_counted_listeners(struct bpf_iter__bpf_map_elem *ctx)
+{
+	struct qwatch_event e = {};
+	const struct sock *sk;
+	__u64 *key = ctx->key;
+
+	if (!key || !ctx->value)
+		return 0;
+	sk = (const struct sock *)*key;
+	if (!watched(sk, QWATCH_SNAPSHOT, false))
+		return 0;
+	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (e.family != AF_INET && e.family != AF_INET6)
+		return 0;
+	e.ts_ns = bpf_ktime_get_ns();
+	e.type = QWATCH_SNAPSHOT;
+	read_queues(&e, sk, false);
+	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
+	return 0;
+}
+
 SEC("iter/task_file")
 int dump_listeners(struct bpf_iter__task_file *ctx)
 {

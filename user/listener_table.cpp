@@ -56,7 +56,7 @@ void ListenerTable::begin_resync(const std::vector<qwatch_event> &snapshot)
   resync_.clear();
   for (const qwatch_event &event : snapshot) {
     resync_.try_emplace(event.listener, event);
-    if (auto known = listeners_.find(event.listener); known != listeners_.end())
+    if (auto known = listeners_.find(event.listener); known != listeners_.end() && event.pid)
       known->second.pids.insert(event.pid);
   }
 }

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -146,6 +147,7 @@ Tracer::Tracer(const TracerSettings &settings, EventHandler on_event)
     queue_ring_.reset();
     ring_buffer_.reset();
     hsp_links_.clear();
+    counted_listeners_link_.reset();
     skel_.reset();
     setup(settings, AttachMode::kKprobe, vmlinux.get());
   }
@@ -333,6 +335,9 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   for (bpf_program *prog : hsp_programs_)
     bpf_program__set_autoattach(prog, false);
 
+  // An iterator over a map is attached with that map, below.
+  bpf_program__set_autoattach(progs->dump_counted_listeners, false);
+
   const char *how = mode == AttachMode::kFentry ? " (fentry)" : " (kprobes)";
   check(qwatch_bpf::load(skel_.get()), std::string("loading the BPF programs") + how);
   // Before the generic hooks attach: they tell HSP by its protocol number.
@@ -342,6 +347,13 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
     std::string hint = mode == AttachMode::kKprobe ? perf_event_paranoid_hint(-err) : "";
     check(err, std::string("attaching the BPF programs") + how + hint);
   }
+  union bpf_iter_link_info counted{};
+  counted.map.map_fd = static_cast<uint32_t>(bpf_map__fd(skel_->maps.listener_counters));
+  LIBBPF_OPTS(bpf_iter_attach_opts, counted_opts, .link_info = &counted,
+              .link_info_len = sizeof(counted));
+  counted_listeners_link_.reset(
+      check_ptr(bpf_program__attach_iter(progs->dump_counted_listeners, &counted_opts),
+                std::string("attaching the counted listeners' iterator") + how));
   ring_buffer_.reset(check_ptr(
       ring_buffer__new(bpf_map__fd(skel_->maps.events), &Tracer::handle_event, this, nullptr),
       "creating the ring buffer"));
@@ -454,20 +466,8 @@ int Tracer::event_fd() const
   return ring_buffer__epoll_fd(ring_buffer_.get());
 }
 
-int Tracer::snapshot(std::vector<qwatch_event> &listeners, QueueDump *queues)
+int Tracer::read_iterator(bpf_link *link, std::vector<qwatch_event> &records)
 {
-  const bool dumping = queue_dump_ && queues;
-  if (dumping) {
-    // What a dump cut short left behind is not this dump's.
-    if (int err = ring_buffer__consume(queue_ring_.get()); err < 0)
-      return err;
-    queue_records_.clear();
-    auto *bss = skel_->bss;
-    bss->dump_generation = bss->dump_generation + 1 ? bss->dump_generation + 1 : 1;
-    bss->dump_table_count = 0;
-    bss->dump_lost = 0;
-  }
-  bpf_link *link = queue_dump_ ? skel_->links.dump_queues : skel_->links.dump_listeners;
   FileDescriptor iter{bpf_iter_create(bpf_link__fd(link))};
   if (iter.get() < 0)
     return -errno;
@@ -484,12 +484,41 @@ int Tracer::snapshot(std::vector<qwatch_event> &listeners, QueueDump *queues)
       break;
     bytes.append(buffer, static_cast<size_t>(n));
   }
-
-  listeners.clear();
   for (size_t at = 0; at + sizeof(qwatch_event) <= bytes.size(); at += sizeof(qwatch_event)) {
     qwatch_event event;
     std::memcpy(&event, bytes.data() + at, sizeof(event));
-    listeners.push_back(event);
+    records.push_back(event);
+  }
+  return 0;
+}
+
+int Tracer::snapshot(std::vector<qwatch_event> &listeners, QueueDump *queues)
+{
+  const bool dumping = queue_dump_ && queues;
+  if (dumping) {
+    // What a dump cut short left behind is not this dump's.
+    if (int err = ring_buffer__consume(queue_ring_.get()); err < 0)
+      return err;
+    queue_records_.clear();
+    auto *bss = skel_->bss;
+    bss->dump_generation = bss->dump_generation + 1 ? bss->dump_generation + 1 : 1;
+    bss->dump_table_count = 0;
+    bss->dump_lost = 0;
+  }
+  listeners.clear();
+  bpf_link *files = queue_dump_ ? skel_->links.dump_queues : skel_->links.dump_listeners;
+  if (int err = read_iterator(files, listeners); err < 0)
+    return err;
+  // Then those no file led to (see dump_counted_listeners).
+  std::vector<qwatch_event> counted;
+  if (int err = read_iterator(counted_listeners_link_.get(), counted); err < 0)
+    return err;
+  std::set<uint64_t> held;
+  for (const qwatch_event &event : listeners)
+    held.insert(event.listener);
+  for (const qwatch_event &event : counted) {
+    if (!held.contains(event.listener))
+      listeners.push_back(event);
   }
   if (dumping) {
     if (int err = ring_buffer__consume(queue_ring_.get()); err < 0)

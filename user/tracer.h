@@ -59,7 +59,9 @@ class Tracer {
   // The reads below return 0 or a negative errno.
 
   // Fills @listeners with every listener some process holds, as the
-  // kernel has it now: one record per listener and process holding it.
+  // kernel has it now: one record per listener and process holding it;
+  // then one (pid 0) for each listener the probes counted that no process
+  // holds.
   // With TracerSettings::queue_dump, @queues (if given) gets what their
   // queues hold, read in the same pass.
   int snapshot(std::vector<qwatch_event> &listeners, QueueDump *queues = nullptr);
@@ -97,6 +99,8 @@ class Tracer {
   static int handle_event(void *ctx, void *data, size_t size) noexcept;
   static int handle_queue_record(void *ctx, void *data, size_t size) noexcept;
   int sum_over_cpus(const bpf_map *map, uint64_t &total) const;
+  // Appends the records one run of the iterator @link writes.
+  static int read_iterator(bpf_link *link, std::vector<qwatch_event> &records);
   void setup(const TracerSettings &settings, AttachMode mode, const btf *vmlinux);
   // Takes the module instance @instance (0: unloaded) as the one to watch.
   void adopt_hsp_module(uint64_t instance);
@@ -114,6 +118,7 @@ class Tracer {
   std::vector<bpf_program *> hsp_programs_;  // loaded: HSP wanted, kernel has kprobes
   SkeletonPtr<qwatch_bpf> skel_;
   std::vector<LinkPtr> hsp_links_;  // after skel_: destroyed before its programs
+  LinkPtr counted_listeners_link_;  // dump_counted_listeners over listener_counters
   RingBufferPtr ring_buffer_;       // after skel_: freed before the maps it reads
   RingBufferPtr queue_ring_;        // --queues: the dump's records
   bool queue_dump_ = false;
