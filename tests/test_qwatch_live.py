@@ -4,6 +4,7 @@
 Prometheus scraping --metrics. Every number is checked against ss, /proc or
 the kernel's counters."""
 
+import array
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ import pytest
 
 from lib import REPO, hsp, nft
 from lib.cmd import Background, run, scaled, wait_until
+from lib.defer import defer
 from lib.kernel import nstat, ss_listener, ss_syn_recv
 from lib.netns import connected, socket_in
 from lib.proto import PROTOCOLS
@@ -109,6 +111,51 @@ def test_table_peaks__queues_filled_and_emptied_between_two_snapshots(netns_pair
     assert (row[3], row[6]) == ("0/8", "0/8")
     assert (int(row[5]), int(row[8])) == (syn_peak, accept_peak) == (3, 3)
     for sock in children + clients:
+        sock.close()
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS, ids=str)
+def test_table__a_listener_no_process_holds_gets_its_row_from_its_first_segment(
+        netns_pair, hsp_module, proto):
+    """A listener whose only reference is in flight in an SCM_RIGHTS
+    message before qwatch starts: no file leads the snapshot to it, and the
+    table streams no events. Once clients reach it, its row appears (from
+    the probes' counters map) with the kernel's queues and no process."""
+    server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
+    listener, port = proto.listen(server, addr, 8)
+    sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    defer(sender.close)
+    defer(receiver.close)
+    sender.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                             array.array("i", [listener.fileno()]))])
+    listener.close()
+    live = TextStream("--netns", server.name, "--port", str(port), "0.3")
+    rows = lambda screen: table_rows("\n".join(screen), port, proto.name)
+    wait_until(lambda: live.screens_since(0), timeout=60, what="a first screen")
+    assert rows(live.screens_since(0)[0]) == []
+
+    clients = []
+    for _ in range(2):
+        sock = proto.socket(client)
+        sock.setblocking(False)
+        sock.connect_ex((addr, port))
+        clients.append(sock)
+    wait_until(lambda: proto.queues(server, port)["accept_queue"] == 2, timeout=30,
+               what="2 children")
+    mark = live.mark()
+    wait_until(lambda: len(live.screens_since(mark)) >= 2, timeout=60, what="two more screens")
+    [row] = rows(live.screens_since(mark)[1])
+    kernel = proto.queues(server, port)
+    # NETNS PROTO LOCAL SYN-Q [bar] PEAK ACCEPT-Q [bar] PEAK DROPS SYNACK HS/S ACC/S COOKIES/S PROCESS
+    assert (row[3], row[6]) == (f"{kernel['syn_queue']}/{kernel['accept_max']}",
+                                f"{kernel['accept_queue']}/{kernel['accept_max']}")
+    assert row[-1] == "-"
+    live.stop()
+
+    _, fds, _, _ = socket.recv_fds(receiver, 16, 1)
+    for fd in fds:
+        os.close(fd)
+    for sock in clients:
         sock.close()
 
 
