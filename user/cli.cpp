@@ -332,10 +332,10 @@ Options parse_options(int argc, char **argv)
   // The plain table shows no latency: spare the probes their bookkeeping.
   options.tracer.track_latency =
       options.output->needs_latency || options.histograms || !options.metrics.empty();
-  // Only the modes that show transitions need an event per transition:
-  // the others show counters, latency histograms and snapshots, which the
-  // probes keep in maps.
-  options.tracer.stream_events = options.output->live_only;
+  // Only a live view of transitions needs an event per transition: the
+  // others show counters, peaks, latency histograms and snapshots, which
+  // the probes keep in maps.
+  options.tracer.stream_events = options.output->shows_transitions && !options.once;
   const char *term = std::getenv("TERM");
   if (!isatty(STDOUT_FILENO) || std::getenv("NO_COLOR") || (term && !std::strcmp(term, "dumb")))
     options.color = false;

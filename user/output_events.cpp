@@ -41,6 +41,7 @@ const RegisterOutputMode kEvents{{
     .create = [](const OutputContext &context) -> std::unique_ptr<Output> {
       return std::make_unique<EventsOutput>(context);
     },
+    .shows_transitions = true,
 }};
 
 }  // namespace

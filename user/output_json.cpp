@@ -63,6 +63,7 @@ const RegisterOutputMode kJson{{
     .create = [](const OutputContext &) -> std::unique_ptr<Output> {
       return std::make_unique<JsonOutput>();
     },
+    .shows_transitions = true,
 }};
 
 }  // namespace

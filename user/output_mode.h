@@ -95,6 +95,9 @@ struct OutputMode {
   // (--queues --json); nullptr: none. Options::format says it was given.
   const char *takes_format = nullptr;
   const ModeOption *own_option = nullptr;  // nullptr: none
+  // It prints transitions (when live): only then do the probes stream an
+  // event per transition; every other view is kept in maps.
+  bool shows_transitions = false;
 };
 
 // Registers a mode while the program starts: one static object in the
