@@ -64,6 +64,9 @@ const volatile bool stream_events = true;
  */
 __u32 hsp_protocol = 0;
 
+/* Which snapshot is being taken: the reader counts them (never 0). */
+__u64 snapshot_generation = 0;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 20);
@@ -1166,6 +1169,7 @@ static __always_inline const struct sock *snapshot_file(struct bpf_iter__task_fi
 							__u64 *cookie_written)
 {
 	struct task_struct *task = ctx->task;
+	struct qwatch_counters *counters;
 	struct file *file = ctx->file;
 	const struct sock *listener;
 	struct qwatch_event e = {};
@@ -1210,9 +1214,12 @@ static __always_inline const struct sock *snapshot_file(struct bpf_iter__task_fi
 	/*
 	 * Its counters' entry, deleted when it stops listening, tells the
 	 * reader that a listener no process holds any longer (in flight in
-	 * an SCM_RIGHTS message, kernel-owned) is still there.
+	 * an SCM_RIGHTS message, kernel-owned) is still there; found here,
+	 * dump_counted_listeners need not write it again.
 	 */
-	counters_of(listener);
+	counters = counters_of(listener);
+	if (counters)
+		counters->snapshot_seen = snapshot_generation;
 	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
 	*cookie_written = cookie;
 	return listener;
@@ -1230,11 +1237,12 @@ static __always_inline const struct sock *snapshot_file(struct bpf_iter__task_fi
 SEC("iter/bpf_map_elem")
 int dump_counted_listeners(struct bpf_iter__bpf_map_elem *ctx)
 {
+	const struct qwatch_counters *counters = ctx->value;
 	struct qwatch_event e = {};
 	const struct sock *sk;
 	__u64 *key = ctx->key;
 
-	if (!key || !ctx->value)
+	if (!key || !counters || counters->snapshot_seen == snapshot_generation)
 		return 0;
 	sk = (const struct sock *)*key;
 	if (!watched(sk, QWATCH_SNAPSHOT, false))

@@ -102,6 +102,8 @@ struct qwatch_counters {
 	 */
 	__u64 peak_syn_queue;
 	__u64 peak_accept_queue;
+	/* The last snapshot that found it through a file (its generation). */
+	__u64 snapshot_seen;
 };
 
 /*
@@ -152,9 +154,9 @@ _Static_assert(sizeof(struct qwatch_event) == 104, "qwatch_event layout");
 #endif
 
 #ifdef __cplusplus
-static_assert(sizeof(struct qwatch_counters) == 120, "qwatch_counters layout");
+static_assert(sizeof(struct qwatch_counters) == 128, "qwatch_counters layout");
 #else
-_Static_assert(sizeof(struct qwatch_counters) == 120, "qwatch_counters layout");
+_Static_assert(sizeof(struct qwatch_counters) == 128, "qwatch_counters layout");
 #endif
 
 /*

@@ -495,21 +495,23 @@ int Tracer::read_iterator(bpf_link *link, std::vector<qwatch_event> &records)
 int Tracer::snapshot(std::vector<qwatch_event> &listeners, QueueDump *queues)
 {
   const bool dumping = queue_dump_ && queues;
+  auto *bss = skel_->bss;
   if (dumping) {
     // What a dump cut short left behind is not this dump's.
     if (int err = ring_buffer__consume(queue_ring_.get()); err < 0)
       return err;
     queue_records_.clear();
-    auto *bss = skel_->bss;
     bss->dump_generation = bss->dump_generation + 1 ? bss->dump_generation + 1 : 1;
     bss->dump_table_count = 0;
     bss->dump_lost = 0;
   }
   listeners.clear();
+  bss->snapshot_generation = bss->snapshot_generation + 1 ? bss->snapshot_generation + 1 : 1;
   bpf_link *files = queue_dump_ ? skel_->links.dump_queues : skel_->links.dump_listeners;
   if (int err = read_iterator(files, listeners); err < 0)
     return err;
-  // Then those no file led to (see dump_counted_listeners).
+  // Then those no file led to (see dump_counted_listeners; the files' own
+  // are skipped there, and here should a generation have wrapped).
   std::vector<qwatch_event> counted;
   if (int err = read_iterator(counted_listeners_link_.get(), counted); err < 0)
     return err;
