@@ -558,7 +558,12 @@ static __always_inline void window_close(const struct sock *sk)
 		ADD_DELTA(tfo_children, now.tfo_passive - w->start.tfo_passive);
 		ADD_DELTA(handshakes, now.passive_opens - w->start.passive_opens);
 #undef ADD_DELTA
-		/* Both queues grow only inside the handlers windows open around. */
+		/*
+		 * The queues grow inside the handlers windows open around,
+		 * but for a request or child migrated to another listener of
+		 * a reuseport group (net.ipv4.tcp_migrate_req=1): those are
+		 * not seen here.
+		 */
 		raise_peak(&c->peak_syn_queue,
 			   BPF_CORE_READ((const struct inet_connection_sock *)sk,
 					 icsk_accept_queue.qlen.counter));
@@ -596,10 +601,14 @@ static __always_inline __u64 time_in_queue(void *map, const void *key_ptr)
 	return waited;
 }
 
-/* floor(log2(@v)) for @v > 0, without a loop. */
-static __always_inline __u32 log2_floor(__u64 v)
+/*
+ * floor(log2(@v)) for @v > 0, without a loop. 64 bits wide: a 32-bit copy
+ * bounds-checked and the 64-bit register used as the index would leave
+ * the verifier without a bound on the index.
+ */
+static __always_inline __u64 log2_floor(__u64 v)
 {
-	__u32 log = 0;
+	__u64 log = 0;
 
 	if (v >> 32) {
 		v >>= 32;
@@ -621,7 +630,7 @@ static __always_inline __u32 log2_floor(__u64 v)
 		v >>= 2;
 		log += 2;
 	}
-	return log + (__u32)(v >> 1);
+	return log + (v >> 1);
 }
 
 /* A new listener's latencies (too large for the stack). */
@@ -636,15 +645,20 @@ static __always_inline void record_latency(const struct sock *sk, __u64 ns, bool
 	struct qwatch_log2_histogram *histogram;
 	struct qwatch_latencies *latencies;
 	__u64 key = (__u64)sk, us = ns / 1000;
-	__u32 slot = 0, zero = 0;
-	__u64 *missed;
+	__u64 slot = 0, *missed;
+	__u32 zero = 0;
 
 	if (!ns)
 		return;
 	latencies = bpf_map_lookup_elem(&listener_latencies, &key);
 	if (!latencies) {
-		/* Ours or another CPU's insert: either way the entry is there. */
-		bpf_map_update_elem(&listener_latencies, &key, &no_latencies, BPF_NOEXIST);
+		/* Another CPU may create it first: then this one's insert fails. */
+		if (!bpf_map_update_elem(&listener_latencies, &key, &no_latencies, BPF_NOEXIST) &&
+		    BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN) {
+			/* As in counters_of(): it must not outlive the listener. */
+			bpf_map_delete_elem(&listener_latencies, &key);
+			return;
+		}
 		latencies = bpf_map_lookup_elem(&listener_latencies, &key);
 		if (!latencies) {
 			missed = bpf_map_lookup_elem(&uncounted, &zero);
@@ -968,7 +982,9 @@ int BPF_KRETPROBE(hashdance_return_counting, struct sock *child)
 {
 	struct mib_window *w = this_cpu_window();
 
-	if (w && w->depth && w->path == QWATCH_PATH_HANDSHAKE)
+	/* A window open too long lost its return: not this child's. */
+	if (w && w->depth && w->path == QWATCH_PATH_HANDSHAKE &&
+	    bpf_ktime_get_ns() - w->opened_ns < WINDOW_MAX_NS)
 		on_hashdance_done(w->listener, NULL, child, false);
 	return 0;
 }

@@ -330,8 +330,10 @@ Options parse_options(int argc, char **argv)
   check_combinations(chosen, options);
   options.tracer.queue_dump = options.output->dumps_queues;
   // The plain table shows no latency: spare the probes their bookkeeping.
+  // --once shows none (it refuses --hist and --metrics).
   options.tracer.track_latency =
-      options.output->needs_latency || options.histograms || !options.metrics.empty();
+      !options.once &&
+      (options.output->needs_latency || options.histograms || !options.metrics.empty());
   // Only a live view of transitions needs an event per transition: the
   // others show counters, peaks, latency histograms and snapshots, which
   // the probes keep in maps.

@@ -2,6 +2,7 @@
 #include "listener_table.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <iterator>
 
 namespace qwatch {
@@ -10,6 +11,14 @@ ListenerState &ListenerTable::upsert(const qwatch_event &event)
 {
   auto [it, inserted] = listeners_.try_emplace(event.listener);
   ListenerState &state = it->second;
+  // Another socket at a freed listener's address (its close unseen, as
+  // without an event stream): nothing of the old one is its.
+  // (An MPTCP row's first snapshot replaces its TCP listener's cookie.)
+  if (!inserted && event.type == QWATCH_SNAPSHOT && event.cookie && state.cookie &&
+      event.cookie != state.cookie && event.mptcp == state.mptcp) {
+    state = ListenerState{};
+    inserted = true;
+  }
   if (inserted)
     state.id = next_id_++;
   state.latest = event;
@@ -109,15 +118,25 @@ int ListenerTable::refresh_counters(
     const std::function<int(uint64_t listener, qwatch_counters &counters)> &read,
     const std::function<int(uint64_t listener, qwatch_latencies &latencies)> &read_latencies)
 {
+  // No entry: the listener stopped listening since the last resync (which
+  // will drop it) or nothing was counted for it: what was read stands.
   for (auto &[sock, state] : listeners_) {
-    if (int err = read(sock, state.counters); err < 0)
+    qwatch_counters counters{};
+    int err = read(sock, counters);
+    if (err == -ENOENT)
+      continue;
+    if (err < 0)
       return err;
+    state.counters = counters;
     if (read_latencies) {
       qwatch_latencies latencies{};
-      if (int err = read_latencies(sock, latencies); err < 0)
+      err = read_latencies(sock, latencies);
+      if (err < 0 && err != -ENOENT)
         return err;
-      state.handshake_time.assign(latencies.handshake);
-      state.accept_wait.assign(latencies.accept_wait);
+      if (!err) {
+        state.handshake_time.assign(latencies.handshake);
+        state.accept_wait.assign(latencies.accept_wait);
+      }
     }
     state.counters.accepts += state.unseen_accepts;
     // The kernel side's peaks are those no event brought (or none did).

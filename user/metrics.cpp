@@ -162,7 +162,7 @@ std::string render_metrics(const std::vector<const ListenerState *> &listeners,
              "Events dropped because the ring buffer was full; counters and queues are exact.");
   out.sample("qwatch_lost_events_total", "", reader.lost_events);
   out.family("qwatch_uncounted", "counter",
-             "Counts lost because more listeners were counted than qwatch has room for.");
+             "Counts and latencies lost because more listeners were counted than qwatch has room for.");
   out.sample("qwatch_uncounted_total", "", reader.uncounted);
   out.family("qwatch_snapshots", "counter", "Resyncs of every listener from the kernel.");
   out.sample("qwatch_snapshots_total", "", reader.snapshots);

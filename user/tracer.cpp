@@ -580,20 +580,14 @@ int Tracer::all_counters(std::map<uint64_t, qwatch_counters> &all) const
 
 int Tracer::latencies(uint64_t listener, qwatch_latencies &latencies) const
 {
-  latencies = {};
-  int err = bpf_map__lookup_elem(skel_->maps.listener_latencies, &listener, sizeof(listener),
-                                 &latencies, sizeof(latencies), 0);
-  // ENOENT: nothing timed yet.
-  return err == -ENOENT ? 0 : err;
+  return bpf_map__lookup_elem(skel_->maps.listener_latencies, &listener, sizeof(listener),
+                              &latencies, sizeof(latencies), 0);
 }
 
 int Tracer::counters(uint64_t listener, qwatch_counters &counters) const
 {
-  counters = {};
-  int err = bpf_map__lookup_elem(skel_->maps.listener_counters, &listener, sizeof(listener),
-                                 &counters, sizeof(counters), 0);
-  // ENOENT: nothing counted yet, which is all zero.
-  return err == -ENOENT ? 0 : err;
+  return bpf_map__lookup_elem(skel_->maps.listener_counters, &listener, sizeof(listener),
+                              &counters, sizeof(counters), 0);
 }
 
 }  // namespace qwatch

@@ -70,10 +70,11 @@ class Tracer {
   // Counts lost because more listeners were counted than the map holds.
   int uncounted(uint64_t &total) const;
   // What the kernel counted for @listener (a struct sock address) while
-  // attached; all zero before its first count.
+  // attached. -ENOENT: no entry (it stopped listening, or nothing was
+  // counted for it), @counters untouched.
   int counters(uint64_t listener, qwatch_counters &counters) const;
-  // Its latency histograms while attached (with track_latency); all zero
-  // before its first.
+  // Its latency histograms while attached (with track_latency); -ENOENT
+  // as above.
   int latencies(uint64_t listener, qwatch_latencies &latencies) const;
   // Every counted listener's counters, by struct sock address.
   int all_counters(std::map<uint64_t, qwatch_counters> &all) const;
