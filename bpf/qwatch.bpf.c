@@ -384,31 +384,35 @@ struct transition {
 };
 
 /*
- * Queues one event; returns false when the listener is not watched (so
- * nothing about it needs remembering), true otherwise, even if the event
- * was lost to a full ring buffer. @direct: @sk is a BTF pointer;
- * @peer_direct: so is @peer.
+ * Queues one event (unless nothing streams events) and returns the
+ * listener's counters, for the caller to count the transition in; NULL
+ * when the listener is not watched (so nothing about it needs
+ * remembering), for a close, or when the counters map is full. A lost
+ * event (a full ring buffer) changes none of that. @direct: @sk is a BTF
+ * pointer; @peer_direct: so is @peer.
  */
-static __always_inline bool emit_transition(const struct transition *t, const struct sock *sk,
-					    const void *peer, bool direct, bool peer_direct)
+static __always_inline struct qwatch_counters *
+emit_transition(const struct transition *t, const struct sock *sk, const void *peer, bool direct,
+		bool peer_direct)
 {
+	struct qwatch_counters *counters = NULL;
 	struct qwatch_event *e;
 	__u32 zero = 0;
 	__u64 *lost;
 
 	if (!watched(sk, t->type, direct))
-		return false;
+		return NULL;
 	/* Its counters' entry also says it is alive (see dump_listeners). */
 	if (t->type != QWATCH_CLOSE)
-		counters_of(sk);
+		counters = counters_of(sk);
 	if (!stream_events)
-		return true;
+		return counters;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		lost = bpf_map_lookup_elem(&lost_events, &zero);
 		if (lost)
 			(*lost)++;
-		return true;
+		return counters;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	e->ts_ns = bpf_ktime_get_ns();
@@ -423,23 +427,30 @@ static __always_inline bool emit_transition(const struct transition *t, const st
 	read_peer(e, peer, peer_direct);
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ?
 			      BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-	return true;
+	return counters;
 }
 
-static __always_inline bool emit_timed(enum qwatch_event_type type, const struct sock *sk,
-				       const void *peer, __u64 latency_ns, bool direct,
-				       bool peer_direct)
+static __always_inline struct qwatch_counters *
+emit_timed(enum qwatch_event_type type, const struct sock *sk, const void *peer, __u64 latency_ns,
+	   bool direct, bool peer_direct)
 {
 	struct transition t = { .type = type, .latency_ns = latency_ns };
 
 	return emit_transition(&t, sk, peer, direct, peer_direct);
 }
 
-static __always_inline bool emit(enum qwatch_event_type type, const struct sock *sk,
-				 const void *peer)
+static __always_inline struct qwatch_counters *emit(enum qwatch_event_type type,
+						    const struct sock *sk, const void *peer)
 {
 	return emit_timed(type, sk, peer, 0, false, false);
 }
+
+/* One more @field in @counters (emit_transition()'s), if any. */
+#define ADD_ONE(counters, field)						\
+	do {									\
+		if (counters)							\
+			__sync_fetch_and_add(&(counters)->field, 1);		\
+	} while (0)
 
 static __always_inline void read_mib(const struct sock *sk, struct mib_sample *s)
 {
@@ -752,19 +763,21 @@ static __always_inline void on_hash_add_done(struct sock *sk, struct request_soc
 static __always_inline void on_hashdance_done(const struct sock *sk, struct request_sock *req,
 					       struct sock *child, bool direct)
 {
+	struct qwatch_counters *c;
 	__u64 handshake_ns;
 
 	if (!child)
 		return;
 	handshake_ns = req ? time_in_queue(&request_queued, req) : 0;
-	if (!emit_timed(QWATCH_ACK_COMPLETE, sk, child, handshake_ns, direct, direct))
+	c = emit_timed(QWATCH_ACK_COMPLETE, sk, child, handshake_ns, direct, direct);
+	if (!c)
 		return;
 	record_latency(sk, handshake_ns, false);
 	queued_now(&child_queued, child);
-	COUNT(sk, children_queued, 1);
+	ADD_ONE(c, children_queued);
 	/* TCP's are counted where the kernel counts them (TcpPassiveOpens). */
 	if (protocol_of(sk, direct) == QWATCH_PROTO_HSP)
-		COUNT(sk, handshakes, 1);
+		ADD_ONE(c, handshakes);
 }
 
 /*
@@ -777,49 +790,55 @@ static __always_inline void on_queue_add_done(const struct sock *sk, struct sock
 {
 	struct mib_window *w = this_cpu_window();
 	struct transition t = { .type = QWATCH_ACK_COMPLETE };
+	struct qwatch_counters *c;
 
 	if (!child || !w || !w->depth || w->path == QWATCH_PATH_HANDSHAKE ||
 	    (sk && sk != w->listener))
 		return;
 	w->queued = 1;
 	t.path = w->path;
-	if (!emit_transition(&t, w->listener, child, false, false))
+	c = emit_transition(&t, w->listener, child, false, false);
+	if (!c)
 		return;
 	queued_now(&child_queued, child);
-	COUNT(w->listener, children_queued, 1);
+	ADD_ONE(c, children_queued);
 }
 
 static __always_inline void on_req_drop_done(struct sock *sk, struct request_sock *req,
 					     bool from_timer, long unlinked)
 {
+	struct qwatch_counters *c;
+
 	/* Without events, only an expiry is news (it is counted). */
 	if (!(unlinked & 0xff) || (!stream_events && !from_timer))
 		return;
 	time_in_queue(&request_queued, req);
-	if (!emit(from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, sk, req))
-		return;
+	c = emit(from_timer ? QWATCH_EXPIRE : QWATCH_REQ_DROP, sk, req);
 	if (from_timer)
-		COUNT(sk, expired_requests, 1);
+		ADD_ONE(c, expired_requests);
 }
 
 /* @child is a plain number in both attach modes (see inet_csk_accept_exit). */
 static __always_inline void on_accept_done(struct sock *sk, struct sock *child, bool direct)
 {
+	struct qwatch_counters *c;
 	__u64 waited_ns;
 
 	if (!child)
 		return;
 	waited_ns = time_in_queue(&child_queued, child);
-	if (!emit_timed(QWATCH_ACCEPT, sk, child, waited_ns, direct, false))
+	c = emit_timed(QWATCH_ACCEPT, sk, child, waited_ns, direct, false);
+	if (!c)
 		return;
-	COUNT(sk, accepts, 1);
+	ADD_ONE(c, accepts);
 	record_latency(sk, waited_ns, true);
 }
 
 static __always_inline void on_synack_retransmit(const struct sock *sk, const struct request_sock *req)
 {
-	if (emit(QWATCH_SYNACK_RETRANSMIT, sk, req))
-		COUNT(sk, synack_retransmits, 1);
+	struct qwatch_counters *c = emit(QWATCH_SYNACK_RETRANSMIT, sk, req);
+
+	ADD_ONE(c, synack_retransmits);
 }
 
 /*
