@@ -321,8 +321,8 @@ fuzz: all
 # BENCH_ICOUNT (qemu -icount, e.g. shift=2) would make guest time follow
 # executed instructions, so that the rates do not move with the host's load;
 # it is off (empty) by default because Debian's QEMU 7.2 never brings up the
-# second vCPU under icount (single-threaded TCG): it works with
-# BENCH_CPUS=1 only. Repeatability comes from interleaved rounds and
+# second vCPU under icount (single-threaded TCG; BENCH_CPUS=1 would avoid
+# that, untried). Repeatability comes from interleaved rounds and
 # per-round ratios instead. bench-repeat runs it BENCH_REPEAT times and says how
 # far the summaries spread; bench-scale measures the resync with 10k
 # listeners and 100k fds and the event stream's lossless rate
