@@ -613,35 +613,22 @@ static __always_inline __u64 time_in_queue(void *map, const void *key_ptr)
 }
 
 /*
- * floor(log2(@v)) for @v > 0, without a loop. 64 bits wide: a 32-bit copy
- * bounds-checked and the 64-bit register used as the index would leave
- * the verifier without a bound on the index.
+ * The histogram bucket of @us microseconds: floor(log2(@us)), 0 below 2,
+ * the last bucket above. A loop whose every exit sets a constant: 6.1's
+ * verifier, following a branchy log2 down a path no value can take, lost
+ * the index's bounds (umin above umax) and refused the add.
  */
-static __always_inline __u64 log2_floor(__u64 v)
+static __always_inline __u32 latency_slot(__u64 us)
 {
-	__u64 log = 0;
+	__u32 slot = 0;
+	int bit;
 
-	if (v >> 32) {
-		v >>= 32;
-		log += 32;
+	for (bit = 1; bit < QWATCH_LOG2_BUCKETS; bit++) {
+		if (!(us >> bit))
+			break;
+		slot = bit;
 	}
-	if (v >> 16) {
-		v >>= 16;
-		log += 16;
-	}
-	if (v >> 8) {
-		v >>= 8;
-		log += 8;
-	}
-	if (v >> 4) {
-		v >>= 4;
-		log += 4;
-	}
-	if (v >> 2) {
-		v >>= 2;
-		log += 2;
-	}
-	return log + (v >> 1);
+	return slot;
 }
 
 /* A new listener's latencies (too large for the stack). */
@@ -656,8 +643,8 @@ static __always_inline void record_latency(const struct sock *sk, __u64 ns, bool
 	struct qwatch_log2_histogram *histogram;
 	struct qwatch_latencies *latencies;
 	__u64 key = (__u64)sk, us = ns / 1000;
-	__u64 slot = 0, *missed;
 	__u32 zero = 0;
+	__u64 *missed;
 
 	if (!ns)
 		return;
@@ -679,11 +666,7 @@ static __always_inline void record_latency(const struct sock *sk, __u64 ns, bool
 		}
 	}
 	histogram = accept_wait ? &latencies->accept_wait : &latencies->handshake;
-	if (us)
-		slot = log2_floor(us);
-	if (slot >= QWATCH_LOG2_BUCKETS)
-		slot = QWATCH_LOG2_BUCKETS - 1;
-	__sync_fetch_and_add(&histogram->buckets[slot], 1);
+	__sync_fetch_and_add(&histogram->buckets[latency_slot(us)], 1);
 	__sync_fetch_and_add(&histogram->sum_ns, ns);
 }
 
