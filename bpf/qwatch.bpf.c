@@ -452,23 +452,38 @@ static __always_inline struct qwatch_counters *emit(enum qwatch_event_type type,
 			__sync_fetch_and_add(&(counters)->field, 1);		\
 	} while (0)
 
-static __always_inline void read_mib(const struct sock *sk, struct mib_sample *s)
+/*
+ * This CPU's share of @sk's namespace counters, into @s. A final ACK's
+ * handler (@all false) can only move ListenOverflows, ListenDrops and
+ * TcpPassiveOpens: the others are not read (left 0), which spares six
+ * reads per handshake. @direct: @sk is a BTF pointer.
+ */
+static __always_inline void read_mib(const struct sock *sk, struct mib_sample *s, bool all,
+				     bool direct)
 {
 	const unsigned long *cpu_offset = bpf_this_cpu_ptr(&this_cpu_off);
-	const struct net *net = BPF_CORE_READ(sk, __sk_common.skc_net.net);
 	const __u64 *linux_mib, *tcp_mib;
+	const struct net *net;
 
+	/* The per-CPU pointers cannot be read directly: BTF has no per-CPU tag on them. */
+	net = direct ? sk->__sk_common.skc_net.net : BPF_CORE_READ(sk, __sk_common.skc_net.net);
 	linux_mib = (const void *)BPF_CORE_READ(net, mib.net_statistics) + *cpu_offset;
 	tcp_mib = (const void *)BPF_CORE_READ(net, mib.tcp_statistics) + *cpu_offset;
+	bpf_probe_read_kernel(s->listen, sizeof(s->listen), linux_mib + LINUX_MIB_LISTENOVERFLOWS);
+	bpf_probe_read_kernel(&s->passive_opens, sizeof(s->passive_opens),
+			      tcp_mib + TCP_MIB_PASSIVEOPENS);
+	if (!all) {
+		__builtin_memset(s->syncookies, 0, sizeof(s->syncookies));
+		__builtin_memset(s->req_queue_full, 0, sizeof(s->req_queue_full));
+		s->tfo_passive = 0;
+		return;
+	}
 	bpf_probe_read_kernel(s->syncookies, sizeof(s->syncookies),
 			      linux_mib + LINUX_MIB_SYNCOOKIESSENT);
-	bpf_probe_read_kernel(s->listen, sizeof(s->listen), linux_mib + LINUX_MIB_LISTENOVERFLOWS);
 	bpf_probe_read_kernel(s->req_queue_full, sizeof(s->req_queue_full),
 			      linux_mib + LINUX_MIB_TCPREQQFULLDOCOOKIES);
 	bpf_probe_read_kernel(&s->tfo_passive, sizeof(s->tfo_passive),
 			      linux_mib + LINUX_MIB_TCPFASTOPENPASSIVE);
-	bpf_probe_read_kernel(&s->passive_opens, sizeof(s->passive_opens),
-			      tcp_mib + TCP_MIB_PASSIVEOPENS);
 }
 
 /* @peak = max(@peak, @value), against other CPUs raising it too. */
@@ -496,7 +511,7 @@ static __always_inline struct mib_window *this_cpu_window(void)
  * queued before it returns is (a TFO child at a SYN, a syncookie child).
  */
 static __always_inline void window_open(const struct sock *sk, enum qwatch_stage stage,
-					enum qwatch_path path)
+					enum qwatch_path path, bool direct)
 {
 	struct mib_window *w = this_cpu_window();
 	__u64 now;
@@ -513,9 +528,9 @@ static __always_inline void window_open(const struct sock *sk, enum qwatch_stage
 	 * segment's handler: its return went unseen.
 	 */
 	w->depth = 0;
-	if (!watched(sk, QWATCH_SNAPSHOT, false))
+	if (!watched(sk, QWATCH_SNAPSHOT, direct))
 		return;
-	read_mib(sk, &w->start);
+	read_mib(sk, &w->start, path != QWATCH_PATH_HANDSHAKE, direct);
 	w->opened_ns = now;
 	w->listener = sk;
 	w->stage = stage;
@@ -526,12 +541,14 @@ static __always_inline void window_open(const struct sock *sk, enum qwatch_stage
 
 /*
  * The handler returns: what the kernel counted meanwhile on this CPU was
- * counted for this listener. @sk: the listener it was called for, or NULL
- * from a kretprobe, which does not have it (then the open window's).
+ * counted for this listener. @sk: the listener it was called for (a BTF
+ * pointer from fexit), or NULL from a kretprobe, which does not have it
+ * (then the open window's).
  */
 static __always_inline void window_close(const struct sock *sk)
 {
 	struct mib_window *w = this_cpu_window();
+	bool direct = sk != NULL;
 	struct transition drop = {};
 	struct qwatch_counters *c;
 	struct mib_sample now;
@@ -541,10 +558,11 @@ static __always_inline void window_close(const struct sock *sk)
 		return;
 	if (--w->depth)
 		return;
-	sk = w->listener;
-	read_mib(sk, &now);
+	if (!sk)
+		sk = w->listener;
+	read_mib(sk, &now, w->path != QWATCH_PATH_HANDSHAKE, direct);
 	/* Stopped listening meanwhile: its counters are gone with it. */
-	if (!watched(sk, QWATCH_SNAPSHOT, false))
+	if (!watched(sk, QWATCH_SNAPSHOT, direct))
 		return;
 	overflows = now.listen[0] - w->start.listen[0];
 	drops = now.listen[1] - w->start.listen[1];
@@ -578,7 +596,7 @@ static __always_inline void window_close(const struct sock *sk)
 		raise_peak(&c->peak_syn_queue,
 			   BPF_CORE_READ((const struct inet_connection_sock *)sk,
 					 icsk_accept_queue.qlen.counter));
-		raise_peak(&c->peak_accept_queue, BPF_CORE_READ(sk, sk_ack_backlog));
+		raise_peak(&c->peak_accept_queue, READ(direct, sk, sk_ack_backlog));
 	}
 	/* The segment was dropped: tell why, in the kernel's terms. */
 	if ((!drops && !overflows) || w->queued)
@@ -903,7 +921,7 @@ int BPF_KRETPROBE(hash_add_return, long ret)
 SEC("kprobe/tcp_conn_request")
 int BPF_KPROBE(tcp_conn_request_entry, void *rsk_ops, void *af_ops, struct sock *sk)
 {
-	window_open(sk, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN);
+	window_open(sk, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN, false);
 	return 0;
 }
 
@@ -922,7 +940,7 @@ int BPF_KRETPROBE(tcp_conn_request_return)
 	SEC("kprobe/" #function)						\
 	int BPF_KPROBE(function##_entry, struct sock *sk)			\
 	{									\
-		window_open(sk, stage, path);					\
+		window_open(sk, stage, path, false);				\
 		return 0;							\
 	}									\
 										\
@@ -1096,7 +1114,7 @@ int BPF_PROG(hash_add_exit, struct sock *sk, struct request_sock *req, unsigned 
 SEC("fentry/tcp_conn_request")
 int BPF_PROG(tcp_conn_request_fentry, void *rsk_ops, void *af_ops, struct sock *sk)
 {
-	window_open(sk, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN);
+	window_open(sk, QWATCH_STAGE_SYN, QWATCH_PATH_FASTOPEN, true);
 	return 0;
 }
 
@@ -1111,7 +1129,7 @@ int BPF_PROG(tcp_conn_request_exit, void *rsk_ops, void *af_ops, struct sock *sk
 	SEC("fentry/" #function)						\
 	int BPF_PROG(function##_fentry, struct sock *sk)			\
 	{									\
-		window_open(sk, stage, path);					\
+		window_open(sk, stage, path, true);				\
 		return 0;							\
 	}									\
 										\
