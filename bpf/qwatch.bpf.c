@@ -540,26 +540,17 @@ static __always_inline void window_open(const struct sock *sk, enum qwatch_stage
 }
 
 /*
- * The handler returns: what the kernel counted meanwhile on this CPU was
- * counted for this listener. @sk: the listener it was called for (a BTF
- * pointer from fexit), or NULL from a kretprobe, which does not have it
- * (then the open window's).
+ * The handler of the segment @w was opened for returns: what the kernel
+ * counted meanwhile on this CPU was counted for listener @sk (@direct: a
+ * BTF pointer).
  */
-static __always_inline void window_close(const struct sock *sk)
+static __always_inline void window_end(struct mib_window *w, const struct sock *sk, bool direct)
 {
-	struct mib_window *w = this_cpu_window();
-	bool direct = sk != NULL;
 	struct transition drop = {};
 	struct qwatch_counters *c;
 	struct mib_sample now;
 	__u64 overflows, drops, full_drops;
 
-	if (!w || !w->depth || (sk && w->listener != sk))
-		return;
-	if (--w->depth)
-		return;
-	if (!sk)
-		sk = w->listener;
 	read_mib(sk, &now, w->path != QWATCH_PATH_HANDSHAKE, direct);
 	/* Stopped listening meanwhile: its counters are gone with it. */
 	if (!watched(sk, QWATCH_SNAPSHOT, direct))
@@ -612,6 +603,29 @@ static __always_inline void window_close(const struct sock *sk)
 		drop.cause = QWATCH_CAUSE_LISTEN_DROP;
 	}
 	emit_transition(&drop, sk, NULL, false, false);
+}
+
+/*
+ * A segment's handler returns. @sk: the listener it was called for (a BTF
+ * pointer from fexit), or NULL from a kretprobe, which does not have it
+ * (then the open window's).
+ */
+static __always_inline void window_close(const struct sock *sk)
+{
+	struct mib_window *w = this_cpu_window();
+
+	if (!w || !w->depth || (sk && w->listener != sk))
+		return;
+	if (--w->depth)
+		return;
+	/*
+	 * Two copies: the verifier must see a BTF pointer where the reads
+	 * are direct, and the window's plain number where they are not.
+	 */
+	if (sk)
+		window_end(w, sk, true);
+	else
+		window_end(w, w->listener, false);
 }
 
 /* How long ago @key entered the queue @map times; forgets it. 0: unknown. */
