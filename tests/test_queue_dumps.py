@@ -118,16 +118,6 @@ def release_one(table, proto, port, client):
                                "accept")
 
 
-def start_connect(proto, ns, addr, port, source=None):
-    """A non-blocking client of @port (from @source if given), its SYN sent."""
-    client = proto.socket(ns)
-    if source:
-        client.bind((source, 0))
-    client.setblocking(False)
-    client.connect_ex((addr, port))
-    return client
-
-
 def connect_in_order(proto, ns, addr, port, count, source=None):
     """@count clients of @port, each connected (its SYN-ACK received, its
     final ACK sent) before the next one's SYN: the server got them in this
@@ -135,16 +125,11 @@ def connect_in_order(proto, ns, addr, port, count, source=None):
     clients = []
     for _ in range(count):
         started = time.monotonic()
-        client = start_connect(proto, ns, addr, port, source)
+        client = proto.start_connect(ns, addr, port, source)
         wait_until(lambda: connected(client), timeout=30,
                    what=f"{proto.name} client {len(clients) + 1} of {count} connected")
         clients.append((client, (started, time.monotonic())))
     return clients
-
-
-def connect_all(proto, ns, addr, port, count, source=None):
-    """@count non-blocking connects at once (from @source if given): [client]."""
-    return [start_connect(proto, ns, addr, port, source) for _ in range(count)]
 
 
 def accept_all(listener, count):
@@ -269,7 +254,7 @@ def test_children_queued__the_dump_is_the_order_accept_returns_them(netns_pair, 
     server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
     listener, port = proto.listen(server, addr, 8)
     started = time.monotonic()
-    clients = connect_all(proto, client, addr, port, completed)
+    clients = proto.connect_all(client, addr, port, completed)
     wait_until(lambda: proto.queues(server, port)["accept_queue"] == completed, timeout=30,
                what=f"{completed} children")
     unread = None
@@ -307,7 +292,7 @@ def test_releasing_one_ack__exactly_that_peer_moves_to_the_accept_queues_tail(ne
     every entry aged by the time between the dumps."""
     server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
     listener, port = proto.listen(server, addr, 16)
-    connect_all(proto, client, addr, port, 2)
+    proto.connect_all(client, addr, port, 2)
     wait_until(lambda: proto.queues(server, port)["accept_queue"] == 2, timeout=30,
                what="2 children")
     held = held_acks(proto, server, port)
@@ -355,7 +340,7 @@ def test_syncookie_child__listed_with_the_others_in_accept_order_and_whole(netns
     server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
     assert run(["sysctl", "-n", "net.ipv4.tcp_syncookies"], ns=server).stdout.strip() == "1"
     listener, port = proto.listen(server, addr, 2)
-    connect_all(proto, client, addr, port, 1)
+    proto.connect_all(client, addr, port, 1)
     wait_until(lambda: proto.queues(server, port)["accept_queue"] == 1, timeout=30,
                what="the first child")
     held = held_acks(proto, server, port)
@@ -476,8 +461,8 @@ def test_live_text__listeners_from_before_and_after_start_each_with_its_own_entr
         before, port = proto.listen(server, addr, 16)
         twin, _ = proto.listen(other.server, other.server_addr, 16, port=port)
         # Children first, then requests held: for the first listener and its twin.
-        connect_all(proto, client, addr, port, 2)
-        connect_all(proto, other.client, other.server_addr, port, 2, source=other_source)
+        proto.connect_all(client, addr, port, 2)
+        proto.connect_all(other.client, other.server_addr, port, 2, source=other_source)
         wait_until(lambda: proto.queues(server, port)["accept_queue"] == 2
                    and proto.queues(other.server, port)["accept_queue"] == 2, timeout=30,
                    what="2 children of each listener on the port")
@@ -489,7 +474,7 @@ def test_live_text__listeners_from_before_and_after_start_each_with_its_own_entr
 
         live = TextStream("--queues", "--netns", server.name, "--proto", proto.name, "-i", "0.5")
         after, after_port = proto.listen(server, addr, 16)
-        connect_all(proto, client, addr, after_port, 1)
+        proto.connect_all(client, addr, after_port, 1)
         wait_until(lambda: proto.queues(server, after_port)["accept_queue"] == 1, timeout=30,
                    what="the new listener's child")
         held_acks(proto, server, after_port)
@@ -541,7 +526,7 @@ def test_live_text__rows_capped_with_more_and_empty_queues_say_so(netns_pair, pr
     server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
     listener, port = proto.listen(server, addr, 16)
     idle, idle_port = proto.listen(server, addr, 16)
-    connect_all(proto, client, addr, port, children)
+    proto.connect_all(client, addr, port, children)
     wait_until(lambda: proto.queues(server, port)["accept_queue"] == children, timeout=30,
                what=f"{children} children")
     held_acks(proto, server, port)
@@ -598,7 +583,7 @@ def test_events__name_the_peer_from_syn_to_accept(netns_pair, proto):
     server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
     with QwatchStream("--netns", str(server.inode)) as stream:
         listener, port = proto.listen(server, addr, 8)
-        clients = connect_all(proto, client, addr, port, count)
+        clients = proto.connect_all(client, addr, port, count)
         wait_until(lambda: proto.queues(server, port)["accept_queue"] == count, timeout=30,
                    what=f"{count} children")
         names = sorted(c.getsockname() for c in clients)
@@ -679,7 +664,7 @@ def test_live_text__a_listener_no_process_holds_says_not_dumped_not_empty(netns_
     shown again, in the order accept() returns them."""
     server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
     listener, port = proto.listen(server, addr, 8)
-    connect_all(proto, client, addr, port, 2)
+    proto.connect_all(client, addr, port, 2)
     wait_until(lambda: proto.queues(server, port)["accept_queue"] == 2, timeout=30,
                what="2 children")
     sender, receiver = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)

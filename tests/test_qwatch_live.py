@@ -88,12 +88,7 @@ def test_table_peaks__queues_filled_and_emptied_between_two_snapshots(netns_pair
     table = TextStream("--once", "--attach", attach, "--netns", server.name,
                        "--port", str(port), "600")
     held = nft.output_rule(client, f"{proto.final_ack_match(port)} drop")
-    clients = []
-    for _ in range(3):
-        sock = proto.socket(client)
-        sock.setblocking(False)
-        sock.connect_ex((addr, port))
-        clients.append(sock)
+    clients = proto.connect_all(client, addr, port, 3)
     wait_until(lambda: all(connected(sock) for sock in clients), what="every client connected")
     syn_peak = queues()["syn_queue"]
     held.delete()
@@ -134,12 +129,7 @@ def test_table__a_listener_no_process_holds_gets_its_row_from_its_first_segment(
     wait_until(lambda: live.screens_since(0), timeout=60, what="a first screen")
     assert rows(live.screens_since(0)[0]) == []
 
-    clients = []
-    for _ in range(2):
-        sock = proto.socket(client)
-        sock.setblocking(False)
-        sock.connect_ex((addr, port))
-        clients.append(sock)
+    clients = proto.connect_all(client, addr, port, 2)
     wait_until(lambda: proto.queues(server, port)["accept_queue"] == 2, timeout=30,
                what="2 children")
     mark = live.mark()

@@ -21,6 +21,19 @@ class Protocol:
         listener.listen(backlog)
         return listener, listener.getsockname()[1]
 
+    def start_connect(self, ns, addr, port, source=None):
+        """A non-blocking client of @port (from @source if given), its SYN sent."""
+        client = self.socket(ns)
+        if source:
+            client.bind((source, 0))
+        client.setblocking(False)
+        client.connect_ex((addr, port))
+        return client
+
+    def connect_all(self, ns, addr, port, count, source=None):
+        """@count non-blocking connects at once (from @source if given): [client]."""
+        return [self.start_connect(ns, addr, port, source) for _ in range(count)]
+
     def raw_socket(self, ns):
         """A raw socket of this protocol in @ns (it sends segments built by
         syn(), and receives a copy of every segment of the protocol)."""
