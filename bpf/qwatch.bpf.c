@@ -1015,11 +1015,18 @@ SEC("kretprobe/inet_csk_complete_hashdance")
 int BPF_KRETPROBE(hashdance_return_counting, struct sock *child)
 {
 	struct mib_window *w = this_cpu_window();
+	struct qwatch_counters *c;
 
 	/* A window open too long lost its return: not this child's. */
-	if (w && w->depth && w->path == QWATCH_PATH_HANDSHAKE &&
-	    bpf_ktime_get_ns() - w->opened_ns < WINDOW_MAX_NS)
-		on_hashdance_done(w->listener, NULL, child, false);
+	if (!child || !w || !w->depth || w->path != QWATCH_PATH_HANDSHAKE ||
+	    bpf_ktime_get_ns() - w->opened_ns >= WINDOW_MAX_NS)
+		return 0;
+	/* Windows open for watched listeners only: no need to ask again. */
+	c = counters_of(w->listener);
+	ADD_ONE(c, children_queued);
+	/* TCP's are counted where the kernel counts them (TcpPassiveOpens). */
+	if (hsp_protocol && protocol_of(w->listener, false) == QWATCH_PROTO_HSP)
+		ADD_ONE(c, handshakes);
 	return 0;
 }
 

@@ -84,6 +84,7 @@ void check_combinations(std::vector<const OutputMode *> chosen, Options &options
       const OutputMode *mode = chosen[i], *other = chosen[1 - i];
       if (mode->takes_format && !std::strcmp(mode->takes_format, other->option)) {
         options.format = other->option;
+        options.format_prints_every_counter = other->prints_every_counter;
         chosen = {mode};
         break;
       }
@@ -338,6 +339,11 @@ Options parse_options(int argc, char **argv)
   // others show counters, peaks, latency histograms and snapshots, which
   // the probes keep in maps.
   options.tracer.stream_events = options.output->shows_transitions && !options.once;
+  // Expired requests are a counter only JSON and the metrics show; counting
+  // them costs a probe on every request's removal, handshakes included.
+  options.tracer.count_expiries = options.tracer.stream_events ||
+                                  options.output->prints_every_counter ||
+                                  options.format_prints_every_counter || !options.metrics.empty();
   const char *term = std::getenv("TERM");
   if (!isatty(STDOUT_FILENO) || std::getenv("NO_COLOR") || (term && !std::strcmp(term, "dumb")))
     options.color = false;

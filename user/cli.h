@@ -18,6 +18,7 @@ struct Options {
   // The mode whose format the output prints in, when it takes another's
   // (OutputMode::takes_format: --queues --json gives "json"); "" its own.
   std::string format;
+  bool format_prints_every_counter = false;  // that mode's OutputMode::prints_every_counter
   // The values of the modes' own options (OutputMode::own_option), by
   // name, each checked by its check().
   std::map<std::string, std::string> mode_options;

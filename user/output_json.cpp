@@ -64,6 +64,7 @@ const RegisterOutputMode kJson{{
       return std::make_unique<JsonOutput>();
     },
     .shows_transitions = true,
+    .prints_every_counter = true,
 }};
 
 }  // namespace

@@ -98,6 +98,8 @@ struct OutputMode {
   // It prints transitions (when live): only then do the probes stream an
   // event per transition; every other view is kept in maps.
   bool shows_transitions = false;
+  // It prints every counter of a listener (JSON), not only the table's.
+  bool prints_every_counter = false;
 };
 
 // Registers a mode while the program starts: one static object in the

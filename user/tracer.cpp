@@ -307,6 +307,9 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
         (name == "inet_listen" || name == "hsp_listen" ||
          (name == "inet_csk_reqsk_queue_hash_add" && !settings.track_latency)))
       return false;
+    if (name == "__inet_csk_reqsk_queue_drop" && !settings.stream_events &&
+        !settings.count_expiries)
+      return false;
     return !(name == "tcp_conn_request" && syn_windows_cover_tcp_conn_request);
   };
   for (const auto &function : functions) {

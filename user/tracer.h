@@ -30,6 +30,8 @@ struct TracerSettings {
   bool track_latency = true;             // false: latency_ns stays 0 (cheaper probes)
   // false: no events at all, only counters and snapshots (the cheapest)
   bool stream_events = true;
+  // false: qwatch_counters::expired_requests stays 0 (one probe fewer)
+  bool count_expiries = true;
   bool queue_dump = false;               // snapshots also dump each listener's queues
 };
 
