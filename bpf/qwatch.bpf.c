@@ -183,14 +183,20 @@ _Static_assert(LINUX_MIB_LISTENDROPS == LINUX_MIB_LISTENOVERFLOWS + 1, "snmp.h o
 _Static_assert(LINUX_MIB_TCPREQQFULLDROP == LINUX_MIB_TCPREQQFULLDOCOOKIES + 1, "snmp.h order");
 
 /*
- * One segment's handling for one listener on this CPU: the counters at
- * entry. @depth: the handlers nest with the same listener (tcp_v6_conn_request
- * calls tcp_v4_conn_request, which calls tcp_conn_request); only the
- * outermost one opens and closes the window.
+ * One segment's handling for one listener on this CPU, and this CPU's
+ * cursor into one namespace's counters. @depth: the handlers nest with the
+ * same listener (tcp_v6_conn_request calls tcp_v4_conn_request, which calls
+ * tcp_conn_request); only the outermost one opens and closes the window.
+ *
+ * The cursor (@net to @last) is the counters' sample at the last window
+ * this CPU closed in @net, and where each window's delta starts: between
+ * two windows nothing counts these counters on this CPU but what breaks
+ * the cursor (clear @net), so the sample need not be read again when a
+ * window opens, only when it closes. @net_cookie: a namespace freed and
+ * another allocated at the same address is not taken for it.
  */
 struct mib_window {
 	const struct sock *listener;
-	struct mib_sample start;
 	__u64 opened_ns;
 	__u32 depth;
 	__u8 stage;	/* enum qwatch_stage: a SYN or a final ACK */
@@ -200,6 +206,11 @@ struct mib_window {
 	 * child that could not be created falls back to a request.
 	 */
 	__u8 queued;
+	const struct net *net;
+	__u64 net_cookie;
+	const __u64 *linux_mib;	/* this CPU's struct linux_mib of @net */
+	const __u64 *tcp_mib;	/* this CPU's struct tcp_mib of @net */
+	struct mib_sample last;
 };
 
 struct {
@@ -453,37 +464,54 @@ static __always_inline struct qwatch_counters *emit(enum qwatch_event_type type,
 	} while (0)
 
 /*
- * This CPU's share of @sk's namespace counters, into @s. A final ACK's
- * handler (@all false) can only move ListenOverflows, ListenDrops and
- * TcpPassiveOpens: the others are not read (left 0), which spares six
- * reads per handshake. @direct: @sk is a BTF pointer.
+ * This CPU's share of the cursor's namespace counters, into @s. A final
+ * ACK's handler (@all false) can only move ListenOverflows, ListenDrops
+ * and TcpPassiveOpens: the others are not read (@s keeps what it has),
+ * which spares three reads per handshake.
  */
-static __always_inline void read_mib(const struct sock *sk, struct mib_sample *s, bool all,
-				     bool direct)
+static __always_inline void read_mib(const struct mib_window *w, struct mib_sample *s, bool all)
+{
+	bpf_probe_read_kernel(s->listen, sizeof(s->listen), w->linux_mib + LINUX_MIB_LISTENOVERFLOWS);
+	bpf_probe_read_kernel(&s->passive_opens, sizeof(s->passive_opens),
+			      w->tcp_mib + TCP_MIB_PASSIVEOPENS);
+	if (!all)
+		return;
+	bpf_probe_read_kernel(s->syncookies, sizeof(s->syncookies),
+			      w->linux_mib + LINUX_MIB_SYNCOOKIESSENT);
+	bpf_probe_read_kernel(s->req_queue_full, sizeof(s->req_queue_full),
+			      w->linux_mib + LINUX_MIB_TCPREQQFULLDOCOOKIES);
+	bpf_probe_read_kernel(&s->tfo_passive, sizeof(s->tfo_passive),
+			      w->linux_mib + LINUX_MIB_TCPFASTOPENPASSIVE);
+}
+
+/*
+ * Points @w's cursor at @sk's namespace and samples every counter there.
+ * @direct: @sk is a BTF pointer.
+ */
+static __always_inline void cursor_reset(struct mib_window *w, const struct sock *sk, bool direct)
 {
 	const unsigned long *cpu_offset = bpf_this_cpu_ptr(&this_cpu_off);
-	const __u64 *linux_mib, *tcp_mib;
 	const struct net *net;
 
-	/* The per-CPU pointers cannot be read directly: BTF has no per-CPU tag on them. */
 	net = direct ? sk->__sk_common.skc_net.net : BPF_CORE_READ(sk, __sk_common.skc_net.net);
-	linux_mib = (const void *)BPF_CORE_READ(net, mib.net_statistics) + *cpu_offset;
-	tcp_mib = (const void *)BPF_CORE_READ(net, mib.tcp_statistics) + *cpu_offset;
-	bpf_probe_read_kernel(s->listen, sizeof(s->listen), linux_mib + LINUX_MIB_LISTENOVERFLOWS);
-	bpf_probe_read_kernel(&s->passive_opens, sizeof(s->passive_opens),
-			      tcp_mib + TCP_MIB_PASSIVEOPENS);
-	if (!all) {
-		__builtin_memset(s->syncookies, 0, sizeof(s->syncookies));
-		__builtin_memset(s->req_queue_full, 0, sizeof(s->req_queue_full));
-		s->tfo_passive = 0;
-		return;
-	}
-	bpf_probe_read_kernel(s->syncookies, sizeof(s->syncookies),
-			      linux_mib + LINUX_MIB_SYNCOOKIESSENT);
-	bpf_probe_read_kernel(s->req_queue_full, sizeof(s->req_queue_full),
-			      linux_mib + LINUX_MIB_TCPREQQFULLDOCOOKIES);
-	bpf_probe_read_kernel(&s->tfo_passive, sizeof(s->tfo_passive),
-			      linux_mib + LINUX_MIB_TCPFASTOPENPASSIVE);
+	/* The per-CPU pointers cannot be read directly: BTF has no per-CPU tag on them. */
+	w->linux_mib = (const void *)BPF_CORE_READ(net, mib.net_statistics) + *cpu_offset;
+	w->tcp_mib = (const void *)BPF_CORE_READ(net, mib.tcp_statistics) + *cpu_offset;
+	w->net = net;
+	w->net_cookie = direct ? net->net_cookie : BPF_CORE_READ(net, net_cookie);
+	read_mib(w, &w->last, true);
+}
+
+/* Whether @w's cursor is in @sk's namespace. */
+static __always_inline bool cursor_in_netns_of(const struct mib_window *w, const struct sock *sk,
+					       bool direct)
+{
+	const struct net *net;
+
+	net = direct ? sk->__sk_common.skc_net.net : BPF_CORE_READ(sk, __sk_common.skc_net.net);
+	if (!w->net || w->net != net)
+		return false;
+	return w->net_cookie == (direct ? net->net_cookie : BPF_CORE_READ(net, net_cookie));
 }
 
 /* @peak = max(@peak, @value), against other CPUs raising it too. */
@@ -523,14 +551,19 @@ static __always_inline void window_open(const struct sock *sk, enum qwatch_stage
 		w->depth++;
 		return;
 	}
-	/*
-	 * Another listener's window still open, or one open too long for a
-	 * segment's handler: its return went unseen.
-	 */
-	w->depth = 0;
-	if (!watched(sk, QWATCH_SNAPSHOT, direct))
+	if (!watched(sk, QWATCH_SNAPSHOT, direct)) {
+		/* What it counts is no watched listener's. */
+		w->depth = 0;
+		w->net = NULL;
 		return;
-	read_mib(sk, &w->start, path != QWATCH_PATH_HANDSHAKE, direct);
+	}
+	/*
+	 * Another listener's window still open (a handler interrupted in
+	 * process context), or one open too long for a segment's handler
+	 * (its return went unseen): what it counted so far is not this one's.
+	 */
+	if (w->depth || !cursor_in_netns_of(w, sk, direct))
+		cursor_reset(w, sk, direct);
 	w->opened_ns = now;
 	w->listener = sk;
 	w->stage = stage;
@@ -547,17 +580,25 @@ static __always_inline void window_open(const struct sock *sk, enum qwatch_stage
 static __always_inline void window_end(struct mib_window *w, const struct sock *sk, bool direct)
 {
 	struct transition drop = {};
+	struct mib_sample start, now;
 	struct qwatch_counters *c;
-	struct mib_sample now;
 	__u64 overflows, drops, full_drops;
 
-	read_mib(sk, &now, w->path != QWATCH_PATH_HANDSHAKE, direct);
+	/* A window in another namespace opened inside this one, or nothing did. */
+	if (!cursor_in_netns_of(w, sk, direct)) {
+		w->net = NULL;
+		return;
+	}
+	start = w->last;
+	now = start;
+	read_mib(w, &now, w->path != QWATCH_PATH_HANDSHAKE);
+	w->last = now;
 	/* Stopped listening meanwhile: its counters are gone with it. */
 	if (!watched(sk, QWATCH_SNAPSHOT, direct))
 		return;
-	overflows = now.listen[0] - w->start.listen[0];
-	drops = now.listen[1] - w->start.listen[1];
-	full_drops = now.req_queue_full[1] - w->start.req_queue_full[1];
+	overflows = now.listen[0] - start.listen[0];
+	drops = now.listen[1] - start.listen[1];
+	full_drops = now.req_queue_full[1] - start.req_queue_full[1];
 	c = counters_of(sk);
 	if (c) {
 #define ADD_DELTA(field, value)							\
@@ -567,16 +608,16 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 			if (__d)						\
 				__sync_fetch_and_add(&c->field, __d);		\
 		} while (0)
-		ADD_DELTA(syncookies_sent, now.syncookies[0] - w->start.syncookies[0]);
-		ADD_DELTA(syncookies_recv, now.syncookies[1] - w->start.syncookies[1]);
-		ADD_DELTA(syncookies_failed, now.syncookies[2] - w->start.syncookies[2]);
+		ADD_DELTA(syncookies_sent, now.syncookies[0] - start.syncookies[0]);
+		ADD_DELTA(syncookies_recv, now.syncookies[1] - start.syncookies[1]);
+		ADD_DELTA(syncookies_failed, now.syncookies[2] - start.syncookies[2]);
 		ADD_DELTA(listen_overflows, overflows);
 		ADD_DELTA(listen_drops, drops);
 		ADD_DELTA(syn_queue_full_cookies,
-			  now.req_queue_full[0] - w->start.req_queue_full[0]);
+			  now.req_queue_full[0] - start.req_queue_full[0]);
 		ADD_DELTA(syn_queue_full_drops, full_drops);
-		ADD_DELTA(tfo_children, now.tfo_passive - w->start.tfo_passive);
-		ADD_DELTA(handshakes, now.passive_opens - w->start.passive_opens);
+		ADD_DELTA(tfo_children, now.tfo_passive - start.tfo_passive);
+		ADD_DELTA(handshakes, now.passive_opens - start.passive_opens);
 #undef ADD_DELTA
 		/*
 		 * The queues grow inside the handlers windows open around,
@@ -614,8 +655,16 @@ static __always_inline void window_close(const struct sock *sk)
 {
 	struct mib_window *w = this_cpu_window();
 
-	if (!w || !w->depth || (sk && w->listener != sk))
+	if (!w)
 		return;
+	if (!w->depth || (sk && w->listener != sk)) {
+		/*
+		 * Its window was never open or another replaced it: what it
+		 * counted since is nobody's (lost, not given to another).
+		 */
+		w->net = NULL;
+		return;
+	}
 	if (--w->depth)
 		return;
 	/*
@@ -864,12 +913,16 @@ static __always_inline void on_req_err(const struct sock *req_sk, __u32 seq, boo
 {
 	const struct tcp_request_sock *treq = (const void *)req_sk;
 	const struct request_sock *req = (const void *)req_sk;
+	struct mib_window *w = this_cpu_window();
 	const struct sock *listener;
 
 	if (!abort || seq != BPF_CORE_READ(treq, snt_isn))
 		return;
 	listener = BPF_CORE_READ(req, __req_common.skc_listener);
 	COUNT_ONE(listener, listen_drops, false);
+	/* Counted here: the next window on this CPU must not count it again. */
+	if (w)
+		w->net = NULL;
 }
 
 SEC("kprobe/inet_listen")

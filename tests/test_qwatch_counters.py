@@ -18,7 +18,7 @@ from contextlib import ExitStack
 import pytest
 
 from lib import REPO, nft
-from lib.cmd import run, scaled, wait_until
+from lib.cmd import Background, run, scaled, wait_until
 from lib.hsp_wire import drop_unmarked_resets
 from lib.kernel import nstat_all, ss_listener, ss_listeners_by_cookie
 from lib.netns import connected, socket_in
@@ -418,3 +418,47 @@ def test_reuseport_group__one_row_and_series_per_listener(netns_pair):
         by_cookie = {int(line.split('cookie="')[1].split('"')[0]): int(line.rsplit(" ", 1)[1])
                      for line in series}
         assert len(series) == group and by_cookie == {c: q for c, (q, _) in ss.items()}
+
+
+@pytest.mark.parametrize("attach", ["kprobe", "fentry"])
+def test_port_filter__another_listeners_drops_in_the_namespace_are_not_the_watched_ones(
+        netns_pair, attach):
+    """Two listeners in one namespace, qwatch watching one (--port, no
+    events): the other's SYNs and final ACKs overflow its accept queue
+    while the watched one's clients connect in between, on the same CPUs.
+    The namespace's counters move for both; the watched listener's must
+    be its own: its children (ss: its accept queue) and its drops (ss: its
+    sk_drops, 0)."""
+    server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
+    before = kernel_counts(server)
+    rounds, per_round = 6, 2
+    metrics_port = free_port()
+    with ExitStack() as cleanup:
+        watched, watched_port = tcp_listener(server, addr, 64)
+        cleanup.callback(watched.close)
+        other, other_port = tcp_listener(server, addr, 1)
+        cleanup.callback(other.close)
+        cleanup.enter_context(Background(
+            [QWATCH, "--quiet", "--metrics", f"127.0.0.1:{metrics_port}", "--attach", attach,
+             "--netns", str(server.inode), "--port", str(watched_port),
+             "--ready-fd", "{ready_fd}"], stdout=subprocess.DEVNULL))
+        for _ in range(rounds):
+            for port in (other_port, watched_port):
+                for conn in connect_many(client, addr, port, per_round):
+                    cleanup.callback(conn.close)
+        children = rounds * per_round
+        wait_until(lambda: ss_listener(server, watched_port)[0] == children,
+                   what=f"{children} children of the watched listener")
+        wait_until(lambda: kernel_counts(server)["listen_overflows"] - before["listen_overflows"]
+                   >= children - 2, what="the other listener's clients overflowing")
+        nft.freeze_input(server)
+
+        own = {field: 0 for field in KERNEL_NAMES}
+        own["handshakes"] = children
+        own["listen_drops"] = ss_listener(server, watched_port)[2]
+        assert own["listen_drops"] == 0
+        moved = {k: v - before[k] for k, v in kernel_counts(server).items()}
+        assert moved["listen_drops"] > 0 and moved["handshakes"] > children, moved
+        wait_until(lambda: metric_counts(metrics_port, watched_port) == own, timeout=30,
+                   what="the watched listener's counters to be its own (qwatch, its own)",
+                   state=lambda: (metric_counts(metrics_port, watched_port), own))

@@ -173,9 +173,16 @@ class Peer:
             self.proc.wait(scaled(60))
         except subprocess.TimeoutExpired:
             pass  # _discard() kills it
+        exited = self.proc.poll() is not None
         output = self._output()
         self._discard()
-        return {"peer_seen": self.seen(output)}
+        seen = self.seen(output)
+        result = {"peer_seen": seen}
+        if not seen:
+            # Why, in results.json: killed before it printed, or nothing seen.
+            result["peer_output_tail"] = output[-400:]
+            result["peer_exited_on_sigint"] = exited
+        return result
 
 
 def lines_naming(address):
