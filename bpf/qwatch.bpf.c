@@ -206,6 +206,8 @@ struct mib_window {
 	 * child that could not be created falls back to a request.
 	 */
 	__u8 queued;
+	/* Children the hashdance queued inside, when nothing else counts them. */
+	__u32 children;
 	const struct net *net;
 	__u64 net_cookie;
 	const __u64 *linux_mib;	/* this CPU's struct linux_mib of @net */
@@ -569,6 +571,7 @@ static __always_inline void window_open(const struct sock *sk, enum qwatch_stage
 	w->stage = stage;
 	w->path = path;
 	w->queued = 0;
+	w->children = 0;
 	w->depth = 1;
 }
 
@@ -618,6 +621,10 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 		ADD_DELTA(syn_queue_full_drops, full_drops);
 		ADD_DELTA(tfo_children, now.tfo_passive - start.tfo_passive);
 		ADD_DELTA(handshakes, now.passive_opens - start.passive_opens);
+		ADD_DELTA(children_queued, w->children);
+		/* TCP's handshakes are counted where the kernel counts them (TcpPassiveOpens). */
+		if (hsp_protocol && w->children && protocol_of(sk, direct) == QWATCH_PROTO_HSP)
+			ADD_DELTA(handshakes, w->children);
 #undef ADD_DELTA
 		/*
 		 * The queues grow inside the handlers windows open around,
@@ -1060,26 +1067,26 @@ int BPF_KRETPROBE(hashdance_return, struct sock *child)
 }
 
 /*
- * Without events (and so without latencies) the request is not needed: a
- * kretprobe alone counts the child for the window's listener, the one
- * tcp_check_req()/hsp_check_req() was called for and queues it.
+ * Without events (and so without latencies) the request is not needed: the
+ * child is counted for the open window's listener, the one tcp_check_req()
+ * or hsp_check_req() was called for and queues it, when its window closes
+ * (the counters are at hand there). A kretprobe alone, or an fexit.
  */
-SEC("kretprobe/inet_csk_complete_hashdance")
-int BPF_KRETPROBE(hashdance_return_counting, struct sock *child)
+static __always_inline void on_hashdance_counting(const struct sock *sk, const struct sock *child)
 {
 	struct mib_window *w = this_cpu_window();
-	struct qwatch_counters *c;
 
 	/* A window open too long lost its return: not this child's. */
 	if (!child || !w || !w->depth || w->path != QWATCH_PATH_HANDSHAKE ||
-	    bpf_ktime_get_ns() - w->opened_ns >= WINDOW_MAX_NS)
-		return 0;
-	/* Windows open for watched listeners only: no need to ask again. */
-	c = counters_of(w->listener);
-	ADD_ONE(c, children_queued);
-	/* TCP's are counted where the kernel counts them (TcpPassiveOpens). */
-	if (hsp_protocol && protocol_of(w->listener, false) == QWATCH_PROTO_HSP)
-		ADD_ONE(c, handshakes);
+	    (sk && sk != w->listener) || bpf_ktime_get_ns() - w->opened_ns >= WINDOW_MAX_NS)
+		return;
+	w->children++;
+}
+
+SEC("kretprobe/inet_csk_complete_hashdance")
+int BPF_KRETPROBE(hashdance_return_counting, struct sock *child)
+{
+	on_hashdance_counting(NULL, child);
 	return 0;
 }
 
@@ -1242,6 +1249,14 @@ int BPF_PROG(hashdance_exit, struct sock *sk, struct sock *child, struct request
 	     bool own_req, struct sock *ret)
 {
 	on_hashdance_done(sk, req, ret, true);
+	return 0;
+}
+
+SEC("fexit/inet_csk_complete_hashdance")
+int BPF_PROG(hashdance_exit_counting, struct sock *sk, struct sock *child,
+	     struct request_sock *req, bool own_req, struct sock *ret)
+{
+	on_hashdance_counting(sk, ret);
 	return 0;
 }
 

@@ -201,12 +201,16 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   // counted for the open window's listener: no entry probe, no pending entry.
   std::vector<bpf_program *> hashdance_kprobes = {progs->hashdance_entry,
                                                   progs->hashdance_return};
+  std::vector<bpf_program *> hashdance_fexits = {progs->hashdance_exit};
   if (settings.stream_events || settings.track_latency) {
     bpf_program__set_autoload(progs->hashdance_return_counting, false);
+    bpf_program__set_autoload(progs->hashdance_exit_counting, false);
   } else {
     for (bpf_program *prog : hashdance_kprobes)
       bpf_program__set_autoload(prog, false);
+    bpf_program__set_autoload(progs->hashdance_exit, false);
     hashdance_kprobes = {progs->hashdance_return_counting};
+    hashdance_fexits = {progs->hashdance_exit_counting};
   }
   const ProbedFunction functions[] = {
       {"inet_listen",
@@ -263,7 +267,7 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       {"inet_csk_complete_hashdance",
        true,
        hashdance_kprobes,
-       {progs->hashdance_exit}},
+       hashdance_fexits},
       {"__inet_csk_reqsk_queue_drop",
        false,
        {progs->req_drop_entry, progs->req_drop_return},

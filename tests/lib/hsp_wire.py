@@ -11,7 +11,7 @@ import struct
 
 from . import nft
 from .cmd import scaled
-from .hsp import protocol
+from .hsp import loaded, protocol
 from .netns import socket_in
 
 SYN, ACK, RST, FIN = 0x01, 0x02, 0x04, 0x08
@@ -102,7 +102,11 @@ def drop_unmarked_resets(ns, mark):
     """The namespace's own TCP and HSP stacks would reset every SYN-ACK that
     answers a raw socket's SYN, killing the request: drop resets not
     carrying @mark (the raw socket's). Returns the lib.nft table: its
-    delete() lets them through again; it goes at the end of the test."""
-    return nft.output_rule(
-        ns, f"ip protocol {protocol()} @th,104,8 & {RST} == {RST} meta mark != {mark} drop; "
-            f"tcp flags & rst == rst meta mark != {mark} drop")
+    delete() lets them through again; it goes at the end of the test.
+    Without the module there is no HSP stack to silence (and no protocol
+    number to name)."""
+    rules = f"tcp flags & rst == rst meta mark != {mark} drop"
+    if loaded():
+        rules = (f"ip protocol {protocol()} @th,104,8 & {RST} == {RST} meta mark != {mark} "
+                 f"drop; {rules}")
+    return nft.output_rule(ns, rules)
