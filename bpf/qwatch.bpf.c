@@ -630,11 +630,12 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 		 * The queues grow inside the handlers windows open around,
 		 * but for a request or child migrated to another listener of
 		 * a reuseport group (net.ipv4.tcp_migrate_req=1): those are
-		 * not seen here.
+		 * not seen here. Only a SYN's handler adds requests.
 		 */
-		raise_peak(&c->peak_syn_queue,
-			   BPF_CORE_READ((const struct inet_connection_sock *)sk,
-					 icsk_accept_queue.qlen.counter));
+		if (w->stage == QWATCH_STAGE_SYN)
+			raise_peak(&c->peak_syn_queue,
+				   BPF_CORE_READ((const struct inet_connection_sock *)sk,
+						 icsk_accept_queue.qlen.counter));
 		raise_peak(&c->peak_accept_queue, READ(direct, sk, sk_ack_backlog));
 	}
 	/* The segment was dropped: tell why, in the kernel's terms. */
