@@ -120,7 +120,11 @@ class Background:
 
     def _wait_ready(self, read_fd, timeout):
         try:
-            readable, _, _ = select.select([read_fd], [], [], scaled(timeout))
+            # poll(), not select(): a caller holding over 1024 fds (make
+            # bench-scale) gets pipe fds select() cannot take.
+            waiting = select.poll()
+            waiting.register(read_fd, select.POLLIN)
+            readable = waiting.poll(scaled(timeout) * 1000)
             if not readable or not os.read(read_fd, 1):
                 self.stop()
                 raise RuntimeError(
