@@ -564,37 +564,46 @@ int Tracer::uncounted(uint64_t &total) const
   return sum_over_cpus(skel_->maps.uncounted, total);
 }
 
+int Tracer::for_each_entry(const bpf_map *map, size_t value_size,
+                           const std::function<void(uint64_t, const void *)> &visit) const
+{
+  // A batch per syscall (hash maps have them since 5.6): with 10k
+  // listeners, a key-by-key walk cost two syscalls per listener per resync.
+  constexpr uint32_t kBatch = 1024;
+  std::vector<uint64_t> keys(kBatch);
+  std::vector<unsigned char> values(kBatch * value_size);
+  uint64_t position = 0, next_position = 0;  // the kernel's: a bucket for a hash map
+  int fd = bpf_map__fd(map);
+  for (bool first = true;; first = false) {
+    uint32_t count = kBatch;
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : &position, &next_position, keys.data(),
+                                   values.data(), &count, nullptr);
+    if (err && err != -ENOENT)
+      return err;
+    for (uint32_t i = 0; i < count; i++)
+      visit(keys[i], values.data() + i * value_size);
+    if (err == -ENOENT)  // the end
+      return 0;
+    position = next_position;
+  }
+}
+
 int Tracer::all_counters(std::map<uint64_t, qwatch_counters> &all) const
 {
   all.clear();
-  const bpf_map *map = skel_->maps.listener_counters;
-  uint64_t key = 0, next;
-  const void *previous = nullptr;
-  int err;
-  while (!(err = bpf_map__get_next_key(map, previous, &next, sizeof(next)))) {
-    qwatch_counters counters{};
-    // ENOENT: deleted since (the listener stopped listening), skipped.
-    int lookup = bpf_map__lookup_elem(map, &next, sizeof(next), &counters, sizeof(counters), 0);
-    if (!lookup)
-      all[next] = counters;
-    else if (lookup != -ENOENT)
-      return lookup;
-    key = next;
-    previous = &key;
-  }
-  return err == -ENOENT ? 0 : err;
+  return for_each_entry(skel_->maps.listener_counters, sizeof(qwatch_counters),
+                        [&all](uint64_t listener, const void *value) {
+                          std::memcpy(&all[listener], value, sizeof(qwatch_counters));
+                        });
 }
 
-int Tracer::latencies(uint64_t listener, qwatch_latencies &latencies) const
+int Tracer::all_latencies(std::map<uint64_t, qwatch_latencies> &all) const
 {
-  return bpf_map__lookup_elem(skel_->maps.listener_latencies, &listener, sizeof(listener),
-                              &latencies, sizeof(latencies), 0);
-}
-
-int Tracer::counters(uint64_t listener, qwatch_counters &counters) const
-{
-  return bpf_map__lookup_elem(skel_->maps.listener_counters, &listener, sizeof(listener),
-                              &counters, sizeof(counters), 0);
+  all.clear();
+  return for_each_entry(skel_->maps.listener_latencies, sizeof(qwatch_latencies),
+                        [&all](uint64_t listener, const void *value) {
+                          std::memcpy(&all[listener], value, sizeof(qwatch_latencies));
+                        });
 }
 
 }  // namespace qwatch

@@ -71,15 +71,12 @@ class Tracer {
   int lost_events(uint64_t &total) const;
   // Counts lost because more listeners were counted than the map holds.
   int uncounted(uint64_t &total) const;
-  // What the kernel counted for @listener (a struct sock address) while
-  // attached. -ENOENT: no entry (it stopped listening, or nothing was
-  // counted for it), @counters untouched.
-  int counters(uint64_t listener, qwatch_counters &counters) const;
-  // Its latency histograms while attached (with track_latency); -ENOENT
-  // as above.
-  int latencies(uint64_t listener, qwatch_latencies &latencies) const;
-  // Every counted listener's counters, by struct sock address.
+  // Every counted listener's counters, by struct sock address: what the
+  // kernel counted for it while attached. A listener that stopped
+  // listening, or that nothing was counted for, has no entry.
   int all_counters(std::map<uint64_t, qwatch_counters> &all) const;
+  // Every timed listener's latency histograms (with track_latency).
+  int all_latencies(std::map<uint64_t, qwatch_latencies> &all) const;
 
   HspState hsp_state() const { return hsp_state_; }
   // Why HSP is not watched (not kWatched), as the table's footer says it.
@@ -102,6 +99,9 @@ class Tracer {
   static int handle_event(void *ctx, void *data, size_t size) noexcept;
   static int handle_queue_record(void *ctx, void *data, size_t size) noexcept;
   int sum_over_cpus(const bpf_map *map, uint64_t &total) const;
+  // @visit(key, value) for every entry of hash map @map (u64 keys).
+  int for_each_entry(const bpf_map *map, size_t value_size,
+                     const std::function<void(uint64_t, const void *)> &visit) const;
   // Appends the records one run of the iterator @link writes.
   static int read_iterator(bpf_link *link, std::vector<qwatch_event> &records);
   void setup(const TracerSettings &settings, AttachMode mode, const btf *vmlinux);

@@ -124,7 +124,7 @@ bool Watch::resync()
   netns_names_.refresh();
   if (int err = tracer_.lost_events(lost_events_); err < 0)
     return fail("reading the lost-event counter", err);
-  if (!refresh_counters())
+  if (!refresh_counters(after))
     return false;
   if (options_.stats)
     delays_.record_resync(clock_ns(CLOCK_MONOTONIC) - started_ns);
@@ -133,16 +133,36 @@ bool Watch::resync()
 
 bool Watch::refresh_counters()
 {
-  std::function<int(uint64_t, qwatch_latencies &)> latencies;
-  if (options_.tracer.track_latency)
-    latencies = [this](uint64_t listener, qwatch_latencies &histograms) {
-      return tracer_.latencies(listener, histograms);
+  CountersByListener counters;
+  if (int err = tracer_.all_counters(counters); err < 0)
+    return fail("reading the counters", err);
+  return refresh_counters(counters);
+}
+
+bool Watch::refresh_counters(const CountersByListener &counters)
+{
+  std::map<uint64_t, qwatch_latencies> latencies;
+  std::function<int(uint64_t, qwatch_latencies &)> read_latencies;
+  if (options_.tracer.track_latency) {
+    if (int err = tracer_.all_latencies(latencies); err < 0)
+      return fail("reading the latency histograms", err);
+    read_latencies = [&latencies](uint64_t listener, qwatch_latencies &histograms) {
+      auto it = latencies.find(listener);
+      if (it == latencies.end())
+        return -ENOENT;
+      histograms = it->second;
+      return 0;
     };
+  }
   int err = table_.refresh_counters(
-      [this](uint64_t listener, qwatch_counters &counters) {
-        return tracer_.counters(listener, counters);
+      [&counters](uint64_t listener, qwatch_counters &found) {
+        auto it = counters.find(listener);
+        if (it == counters.end())
+          return -ENOENT;
+        found = it->second;
+        return 0;
       },
-      latencies);
+      read_latencies);
   return err < 0 ? fail("reading the counters", err) : true;
 }
 

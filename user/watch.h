@@ -47,6 +47,8 @@ class Watch {
   // These return false after fail() when a read failed.
   bool resync();
   bool refresh_counters();
+  // From counters already read (a resync's).
+  bool refresh_counters(const CountersByListener &counters);
   bool check_reader();
   bool fail(const char *what, int err);
 
