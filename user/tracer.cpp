@@ -565,10 +565,39 @@ int Tracer::uncounted(uint64_t &total) const
 }
 
 int Tracer::for_each_entry(const bpf_map *map, size_t value_size,
-                           const std::function<void(uint64_t, const void *)> &visit) const
+                           const std::function<void(uint64_t, const void *)> &visit,
+                           size_t &entries) const
 {
-  // A batch per syscall (hash maps have them since 5.6): with 10k
-  // listeners, a key-by-key walk cost two syscalls per listener per resync.
+  // Two ways to read a hash map, each the cheaper one at one end. Key by
+  // key costs two syscalls per entry: with 10k listeners, most of a
+  // resync. A batch costs one syscall per thousand entries, but the kernel
+  // locks every bucket of the map on the way (16k for the counters), which
+  // on a host with a few listeners cost the reader half again its CPU. The
+  // last read's size picks.
+  constexpr size_t kBatchFrom = 256;
+  bool batch = entries >= kBatchFrom;
+  entries = 0;
+  auto count_visit = [&](uint64_t key, const void *value) {
+    entries++;
+    visit(key, value);
+  };
+  if (!batch) {
+    std::vector<unsigned char> value(value_size);
+    uint64_t key = 0, next;
+    const void *previous = nullptr;
+    int err;
+    while (!(err = bpf_map__get_next_key(map, previous, &next, sizeof(next)))) {
+      // ENOENT: deleted since (the listener stopped listening), skipped.
+      int lookup = bpf_map__lookup_elem(map, &next, sizeof(next), value.data(), value_size, 0);
+      if (!lookup)
+        count_visit(next, value.data());
+      else if (lookup != -ENOENT)
+        return lookup;
+      key = next;
+      previous = &key;
+    }
+    return err == -ENOENT ? 0 : err;
+  }
   constexpr uint32_t kBatch = 1024;
   std::vector<uint64_t> keys(kBatch);
   std::vector<unsigned char> values(kBatch * value_size);
@@ -581,7 +610,7 @@ int Tracer::for_each_entry(const bpf_map *map, size_t value_size,
     if (err && err != -ENOENT)
       return err;
     for (uint32_t i = 0; i < count; i++)
-      visit(keys[i], values.data() + i * value_size);
+      count_visit(keys[i], values.data() + i * value_size);
     if (err == -ENOENT)  // the end
       return 0;
     position = next_position;
@@ -591,19 +620,23 @@ int Tracer::for_each_entry(const bpf_map *map, size_t value_size,
 int Tracer::all_counters(std::map<uint64_t, qwatch_counters> &all) const
 {
   all.clear();
-  return for_each_entry(skel_->maps.listener_counters, sizeof(qwatch_counters),
-                        [&all](uint64_t listener, const void *value) {
-                          std::memcpy(&all[listener], value, sizeof(qwatch_counters));
-                        });
+  return for_each_entry(
+      skel_->maps.listener_counters, sizeof(qwatch_counters),
+      [&all](uint64_t listener, const void *value) {
+        std::memcpy(&all[listener], value, sizeof(qwatch_counters));
+      },
+      counted_listeners_);
 }
 
 int Tracer::all_latencies(std::map<uint64_t, qwatch_latencies> &all) const
 {
   all.clear();
-  return for_each_entry(skel_->maps.listener_latencies, sizeof(qwatch_latencies),
-                        [&all](uint64_t listener, const void *value) {
-                          std::memcpy(&all[listener], value, sizeof(qwatch_latencies));
-                        });
+  return for_each_entry(
+      skel_->maps.listener_latencies, sizeof(qwatch_latencies),
+      [&all](uint64_t listener, const void *value) {
+        std::memcpy(&all[listener], value, sizeof(qwatch_latencies));
+      },
+      timed_listeners_);
 }
 
 }  // namespace qwatch

@@ -100,8 +100,10 @@ class Tracer {
   static int handle_queue_record(void *ctx, void *data, size_t size) noexcept;
   int sum_over_cpus(const bpf_map *map, uint64_t &total) const;
   // @visit(key, value) for every entry of hash map @map (u64 keys).
+  // @entries: how many the last read of @map found; set to this read's.
   int for_each_entry(const bpf_map *map, size_t value_size,
-                     const std::function<void(uint64_t, const void *)> &visit) const;
+                     const std::function<void(uint64_t, const void *)> &visit,
+                     size_t &entries) const;
   // Appends the records one run of the iterator @link writes.
   static int read_iterator(bpf_link *link, std::vector<qwatch_event> &records);
   void setup(const TracerSettings &settings, AttachMode mode, const btf *vmlinux);
@@ -112,6 +114,10 @@ class Tracer {
 
   EventHandler on_event_;
   bool want_hsp_ = true;       // --proto did not rule HSP out
+  // Entries the last reads found in listener_counters and
+  // listener_latencies: they choose how the next reads are made.
+  mutable size_t counted_listeners_ = 0;
+  mutable size_t timed_listeners_ = 0;
   uint64_t hsp_instance_ = 0;  // the loaded module's /sys/module/hsp inode; 0: none
   HspState hsp_state_ = HspState::kNotLoaded;
   std::string hsp_reason_;
