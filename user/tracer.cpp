@@ -617,26 +617,28 @@ int Tracer::for_each_entry(const bpf_map *map, size_t value_size,
   }
 }
 
-int Tracer::all_counters(std::map<uint64_t, qwatch_counters> &all) const
+namespace {
+
+// A visitor for Tracer::for_each_entry() that copies every entry into @all.
+template <typename Value>
+auto into(std::map<uint64_t, Value> &all)
 {
   all.clear();
-  return for_each_entry(
-      skel_->maps.listener_counters, sizeof(qwatch_counters),
-      [&all](uint64_t listener, const void *value) {
-        std::memcpy(&all[listener], value, sizeof(qwatch_counters));
-      },
-      counted_listeners_);
+  return [&all](uint64_t key, const void *value) { std::memcpy(&all[key], value, sizeof(Value)); };
+}
+
+}  // namespace
+
+int Tracer::all_counters(std::map<uint64_t, qwatch_counters> &all) const
+{
+  return for_each_entry(skel_->maps.listener_counters, sizeof(qwatch_counters), into(all),
+                        counted_listeners_);
 }
 
 int Tracer::all_latencies(std::map<uint64_t, qwatch_latencies> &all) const
 {
-  all.clear();
-  return for_each_entry(
-      skel_->maps.listener_latencies, sizeof(qwatch_latencies),
-      [&all](uint64_t listener, const void *value) {
-        std::memcpy(&all[listener], value, sizeof(qwatch_latencies));
-      },
-      timed_listeners_);
+  return for_each_entry(skel_->maps.listener_latencies, sizeof(qwatch_latencies), into(all),
+                        timed_listeners_);
 }
 
 }  // namespace qwatch
