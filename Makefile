@@ -341,7 +341,7 @@ BENCH_DEPS := gnuplot-nox bpftrace bpfcc-tools
 BENCH_VM = tests/vm/run --kernel $(KVER) --cpus $(BENCH_CPUS) \
 	$(if $(BENCH_ICOUNT),--icount $(BENCH_ICOUNT)) --timeout 14400
 BENCH_RUN = $(BENCH_VM) -- env BENCH_ROUNDS=$(BENCH_ROUNDS) BENCH_SECONDS=$(BENCH_SECONDS) \
-	BENCH_ICOUNT=$(BENCH_ICOUNT) BENCH_CONFIGS=$(BENCH_CONFIGS) $(PYTHON) tests/bench/bench.py
+	BENCH_ICOUNT=$(BENCH_ICOUNT) BENCH_CONFIGS='$(BENCH_CONFIGS)' $(PYTHON) tests/bench/bench.py
 
 deps-bench:
 	@$(MAKE) --no-print-directory deps DEPS="$(BENCH_DEPS)"

@@ -24,6 +24,7 @@
 
 #define AF_INET		2
 #define AF_INET6	10
+#define TCP_CLOSE	7
 #define TCP_LISTEN	10
 
 /*
@@ -56,6 +57,12 @@ const volatile bool track_latency = true;
  * the snapshot (the live table, --queues).
  */
 const volatile bool stream_events = true;
+/*
+ * Whether the final ACK windows count the children their handler queued
+ * (from its return value): when nothing probes the hashdance, which does
+ * with events or latencies (it needs the request).
+ */
+const volatile bool children_from_windows = false;
 
 /*
  * HSP's IP protocol number, 0 while the module is not loaded. Not a
@@ -64,8 +71,22 @@ const volatile bool stream_events = true;
  */
 __u32 hsp_protocol = 0;
 
+/*
+ * Listeners that stopped listening: a socket that listens again (or
+ * another at its address) is another listener to the windows' cache.
+ */
+__u64 listener_stops = 0;
+
 /* Which snapshot is being taken: the reader counts them (never 0). */
 __u64 snapshot_generation = 0;
+/*
+ * Entries in listener_counters, and how many of them this snapshot's files
+ * led to (the reader zeroes it): while the two are equal, no counted
+ * listener is missing from the files, and the reader need not walk the
+ * map's buckets for one (dump_counted_listeners).
+ */
+__u64 counted_listeners = 0;
+__u64 snapshot_marked = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -206,8 +227,24 @@ struct mib_window {
 	 * child that could not be created falls back to a request.
 	 */
 	__u8 queued;
-	/* Children the hashdance queued inside, when nothing else counts them. */
-	__u32 children;
+	/*
+	 * A SYN's request was hashed into the SYN queue: nothing of these
+	 * counters is counted then (every check that counts comes first, and
+	 * a request is hashed only when it passed them all).
+	 */
+	__u8 hashed;
+	__u8 protocol;	/* enum qwatch_protocol of @listener */
+	__u8 mptcp;	/* @listener is an MPTCP socket's first subflow */
+	__u64 opened_stops;	/* listener_stops when it opened */
+	/*
+	 * The listener whose window last moved the cursor, its protocol, and
+	 * listener_stops when that window opened: while that number stands,
+	 * it is still a listener in the cursor's namespace.
+	 */
+	const struct sock *last_listener;
+	__u8 last_protocol;
+	__u8 last_mptcp;
+	__u64 last_stops;
 	const struct net *net;
 	__u64 net_cookie;
 	const __u64 *linux_mib;	/* this CPU's struct linux_mib of @net */
@@ -275,21 +312,29 @@ static __always_inline enum qwatch_protocol protocol_of(const struct sock *sk, b
 	return QWATCH_PROTO_NONE;
 }
 
-static __always_inline bool listener_selected(const struct sock *sk, enum qwatch_event_type type,
-					      bool direct)
+/* @sk's protocol if the filters select it, QWATCH_PROTO_NONE if not. */
+static __always_inline enum qwatch_protocol selected_protocol(const struct sock *sk,
+							      enum qwatch_event_type type,
+							      bool direct)
 {
 	enum qwatch_protocol protocol = protocol_of(sk, direct);
 
 	if (protocol == QWATCH_PROTO_NONE)
-		return false;
+		return QWATCH_PROTO_NONE;
 	if (filter_protocol && protocol != filter_protocol)
-		return false;
+		return QWATCH_PROTO_NONE;
 	if (filter_lport && type != QWATCH_CLOSE &&
 	    READ(direct, sk, __sk_common.skc_num) != filter_lport)
-		return false;
+		return QWATCH_PROTO_NONE;
 	if (filter_netns && sk_netns(sk, direct) != filter_netns)
-		return false;
-	return true;
+		return QWATCH_PROTO_NONE;
+	return protocol;
+}
+
+static __always_inline bool listener_selected(const struct sock *sk, enum qwatch_event_type type,
+					      bool direct)
+{
+	return selected_protocol(sk, type, direct) != QWATCH_PROTO_NONE;
 }
 
 static __always_inline void read_local(struct qwatch_event *e, const struct sock *sk, bool direct)
@@ -343,16 +388,23 @@ static __always_inline struct qwatch_counters *counters_of(const struct sock *sk
 	counters = bpf_map_lookup_elem(&listener_counters, &key);
 	if (counters)
 		return counters;
-	/* Another CPU may create it first: then this one's insert fails. */
-	if (!bpf_map_update_elem(&listener_counters, &key, &zero, BPF_NOEXIST) &&
-	    BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN) {
-		/*
-		 * It stopped listening since the caller looked, and its entry
-		 * may be gone already: one made now would outlive it and be
-		 * inherited by the next listener at this address.
-		 */
-		bpf_map_delete_elem(&listener_counters, &key);
-		return NULL;
+	/*
+	 * Another CPU may create it first: then this one's insert fails.
+	 * Whoever deletes an entry uncounts it.
+	 */
+	if (!bpf_map_update_elem(&listener_counters, &key, &zero, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&counted_listeners, 1);
+		if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN) {
+			/*
+			 * It stopped listening since the caller looked, and
+			 * its entry may be gone already: one made now would
+			 * outlive it and be inherited by the next listener at
+			 * this address.
+			 */
+			if (!bpf_map_delete_elem(&listener_counters, &key))
+				__sync_fetch_and_add(&counted_listeners, -1);
+			return NULL;
+		}
 	}
 	counters = bpf_map_lookup_elem(&listener_counters, &key);
 	if (!counters) {
@@ -378,13 +430,30 @@ static __always_inline struct qwatch_counters *counters_of(const struct sock *sk
 			COUNT(sk, field, 1);					\
 	} while (0)
 
+/*
+ * @sk's protocol if it is a listener qwatch reports on (a close: was one),
+ * QWATCH_PROTO_NONE if not.
+ */
+static __always_inline enum qwatch_protocol watched_protocol(const struct sock *sk,
+							     enum qwatch_event_type type,
+							     bool direct)
+{
+	enum qwatch_protocol protocol;
+
+	if (!sk)
+		return QWATCH_PROTO_NONE;
+	protocol = selected_protocol(sk, type, direct);
+	/* Requests of a closed listener expire later: it is gone already. */
+	if (protocol == QWATCH_PROTO_NONE || type == QWATCH_CLOSE ||
+	    READ(direct, sk, __sk_common.skc_state) == TCP_LISTEN)
+		return protocol;
+	return QWATCH_PROTO_NONE;
+}
+
 /* Whether @sk is a listener qwatch reports on (a close: was one). */
 static __always_inline bool watched(const struct sock *sk, enum qwatch_event_type type, bool direct)
 {
-	if (!sk || !listener_selected(sk, type, direct))
-		return false;
-	/* Requests of a closed listener expire later: it is gone already. */
-	return type == QWATCH_CLOSE || READ(direct, sk, __sk_common.skc_state) == TCP_LISTEN;
+	return watched_protocol(sk, type, direct) != QWATCH_PROTO_NONE;
 }
 
 /* What an event says beyond its type and listener. */
@@ -516,6 +585,14 @@ static __always_inline bool cursor_in_netns_of(const struct mib_window *w, const
 	return w->net_cookie == (direct ? net->net_cookie : BPF_CORE_READ(net, net_cookie));
 }
 
+/* Whether @sk, a TCP listener, is an MPTCP socket's first subflow. */
+static __always_inline bool listener_is_mptcp(const struct sock *sk)
+{
+	const struct tcp_sock *tp = (const void *)sk;
+
+	return bpf_core_field_exists(tp->is_mptcp) && BPF_CORE_READ(tp, is_mptcp);
+}
+
 /* @peak = max(@peak, @value), against other CPUs raising it too. */
 static __always_inline void raise_peak(__u64 *peak, __u64 value)
 {
@@ -544,58 +621,158 @@ static __always_inline void window_open(const struct sock *sk, enum qwatch_stage
 					enum qwatch_path path, bool direct)
 {
 	struct mib_window *w = this_cpu_window();
-	__u64 now;
+	enum qwatch_protocol protocol;
+	__u64 now = 0, stops;
+	bool mptcp;
 
 	if (!w)
 		return;
-	now = bpf_ktime_get_ns();
-	if (w->depth && w->listener == sk && now - w->opened_ns < WINDOW_MAX_NS) {
+	/* Only a kretprobe's return can go unseen: an fexit's cannot. */
+	if (!direct)
+		now = bpf_ktime_get_ns();
+	if (w->depth && w->listener == sk && (direct || now - w->opened_ns < WINDOW_MAX_NS)) {
 		w->depth++;
 		return;
 	}
-	if (!watched(sk, QWATCH_SNAPSHOT, direct)) {
-		/* What it counts is no watched listener's. */
-		w->depth = 0;
-		w->net = NULL;
-		return;
+	stops = listener_stops;
+	if (!w->depth && w->net && w->last_listener == sk && w->last_stops == stops) {
+		/* The cursor's last listener, still listening: nothing to check. */
+		protocol = w->last_protocol;
+		mptcp = w->last_mptcp;
+	} else {
+		protocol = watched_protocol(sk, QWATCH_SNAPSHOT, direct);
+		if (protocol == QWATCH_PROTO_NONE) {
+			/* What it counts is no watched listener's. */
+			w->depth = 0;
+			w->net = NULL;
+			return;
+		}
+		/*
+		 * Another listener's window still open (a handler interrupted
+		 * in process context), or one open too long for a segment's
+		 * handler (its return went unseen): what it counted so far is
+		 * not this one's.
+		 */
+		if (w->depth || !cursor_in_netns_of(w, sk, direct))
+			cursor_reset(w, sk, direct);
+		mptcp = protocol == QWATCH_PROTO_TCP && listener_is_mptcp(sk);
 	}
-	/*
-	 * Another listener's window still open (a handler interrupted in
-	 * process context), or one open too long for a segment's handler
-	 * (its return went unseen): what it counted so far is not this one's.
-	 */
-	if (w->depth || !cursor_in_netns_of(w, sk, direct))
-		cursor_reset(w, sk, direct);
+	/* 0 from fentry: a kprobe's window of the same listener then lost its return. */
 	w->opened_ns = now;
+	w->opened_stops = stops;
 	w->listener = sk;
 	w->stage = stage;
 	w->path = path;
 	w->queued = 0;
-	w->children = 0;
+	w->hashed = 0;
+	w->protocol = protocol;
+	w->mptcp = mptcp;
 	w->depth = 1;
+}
+
+/* @w's window moved the cursor: the next one for its listener may trust it. */
+static __always_inline void cursor_moved(struct mib_window *w)
+{
+	w->last_listener = w->listener;
+	w->last_protocol = w->protocol;
+	w->last_mptcp = w->mptcp;
+	w->last_stops = w->opened_stops;
+}
+
+/*
+ * Whether @child, which the final ACK's handler @w was opened for returned,
+ * entered the listener's accept queue. tcp_check_req() and hsp_check_req()
+ * return the child inet_csk_complete_hashdance() queued, or NULL; but under
+ * an MPTCP listener also an MP_JOIN subflow's child, which joins its
+ * connection instead (the request's drop_req), and one being disposed of
+ * (closed already). @child is a plain number in both attach modes.
+ */
+static __always_inline bool child_in_accept_queue(const struct mib_window *w,
+						  const struct sock *child)
+{
+	const struct inet_connection_sock *icsk = (const void *)child;
+	const struct tcp_sock *tp = (const void *)child;
+	const struct mptcp_subflow_context *subflow;
+
+	if (!child || w->path != QWATCH_PATH_HANDSHAKE)
+		return false;
+	if (!w->mptcp)
+		return true;
+	if (BPF_CORE_READ(child, __sk_common.skc_state) == TCP_CLOSE)
+		return false;
+	if (!bpf_core_type_exists(struct mptcp_subflow_context) || !BPF_CORE_READ(tp, is_mptcp))
+		return true;
+	subflow = BPF_CORE_READ(icsk, icsk_ulp_data);
+	return !subflow || !BPF_CORE_READ_BITFIELD_PROBED(subflow, mp_join);
+}
+
+/*
+ * A final ACK's handler queued its child: of the counters only
+ * TcpPassiveOpens moved, once for TCP's (tcp_create_openreq_child()) and
+ * not for HSP's (it counts in its own MIB), so the cursor moves without a
+ * read. Not for MPTCP's, whose subflow handling counts more.
+ */
+static __always_inline void window_end_queued(struct mib_window *w, const struct sock *sk,
+					      bool direct)
+{
+	struct qwatch_counters *c;
+
+	if (w->protocol == QWATCH_PROTO_TCP)
+		w->last.passive_opens++;
+	cursor_moved(w);
+	/* Stopped listening meanwhile: counters_of() makes no entry. */
+	c = counters_of(sk);
+	if (!c)
+		return;
+	/* TCP's as TcpPassiveOpens counted it; HSP's, unless the hashdance probe counts them. */
+	if (w->protocol == QWATCH_PROTO_TCP || children_from_windows)
+		__sync_fetch_and_add(&c->handshakes, 1);
+	if (children_from_windows)
+		__sync_fetch_and_add(&c->children_queued, 1);
+	raise_peak(&c->peak_accept_queue, READ(direct, sk, sk_ack_backlog));
 }
 
 /*
  * The handler of the segment @w was opened for returns: what the kernel
  * counted meanwhile on this CPU was counted for listener @sk (@direct: a
- * BTF pointer).
+ * BTF pointer). @child: what a final ACK's handler returned.
  */
-static __always_inline void window_end(struct mib_window *w, const struct sock *sk, bool direct)
+static __always_inline void window_end(struct mib_window *w, const struct sock *sk, bool direct,
+				       const struct sock *child)
 {
 	struct transition drop = {};
 	struct mib_sample start, now;
 	struct qwatch_counters *c;
 	__u64 overflows, drops, full_drops;
+	bool queued;
 
-	/* A window in another namespace opened inside this one, or nothing did. */
-	if (!cursor_in_netns_of(w, sk, direct)) {
-		w->net = NULL;
+	/*
+	 * Its cursor was dropped meanwhile (else it is in @sk's namespace:
+	 * only a window's opening moves it elsewhere, and that one's
+	 * listener would have replaced @sk).
+	 */
+	if (!w->net)
+		return;
+	if (w->hashed) {
+		/* The SYN queue grew: only its peak to raise. */
+		cursor_moved(w);
+		c = counters_of(sk);
+		if (c)
+			raise_peak(&c->peak_syn_queue,
+				   BPF_CORE_READ((const struct inet_connection_sock *)sk,
+						 icsk_accept_queue.qlen.counter));
+		return;
+	}
+	queued = child_in_accept_queue(w, child);
+	if (queued && !w->mptcp) {
+		window_end_queued(w, sk, direct);
 		return;
 	}
 	start = w->last;
 	now = start;
 	read_mib(w, &now, w->path != QWATCH_PATH_HANDSHAKE);
 	w->last = now;
+	cursor_moved(w);
 	/* Stopped listening meanwhile: its counters are gone with it. */
 	if (!watched(sk, QWATCH_SNAPSHOT, direct))
 		return;
@@ -621,10 +798,8 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 		ADD_DELTA(syn_queue_full_drops, full_drops);
 		ADD_DELTA(tfo_children, now.tfo_passive - start.tfo_passive);
 		ADD_DELTA(handshakes, now.passive_opens - start.passive_opens);
-		ADD_DELTA(children_queued, w->children);
-		/* TCP's handshakes are counted where the kernel counts them (TcpPassiveOpens). */
-		if (hsp_protocol && w->children && protocol_of(sk, direct) == QWATCH_PROTO_HSP)
-			ADD_DELTA(handshakes, w->children);
+		if (children_from_windows && queued)
+			ADD_DELTA(children_queued, 1);
 #undef ADD_DELTA
 		/*
 		 * The queues grow inside the handlers windows open around,
@@ -639,7 +814,7 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 		raise_peak(&c->peak_accept_queue, READ(direct, sk, sk_ack_backlog));
 	}
 	/* The segment was dropped: tell why, in the kernel's terms. */
-	if ((!drops && !overflows) || w->queued)
+	if ((!drops && !overflows) || w->queued || queued)
 		return;
 	drop.stage = w->stage;
 	drop.type = w->stage == QWATCH_STAGE_SYN ? QWATCH_SYN_DROP : QWATCH_ACK_DROP;
@@ -657,9 +832,10 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 /*
  * A segment's handler returns. @sk: the listener it was called for (a BTF
  * pointer from fexit), or NULL from a kretprobe, which does not have it
- * (then the open window's).
+ * (then the open window's). @child: what a final ACK's handler returned
+ * (a plain number), NULL from the others.
  */
-static __always_inline void window_close(const struct sock *sk)
+static __always_inline void window_close(const struct sock *sk, const struct sock *child)
 {
 	struct mib_window *w = this_cpu_window();
 
@@ -680,9 +856,9 @@ static __always_inline void window_close(const struct sock *sk)
 	 * are direct, and the window's plain number where they are not.
 	 */
 	if (sk)
-		window_end(w, sk, true);
+		window_end(w, sk, true, child);
 	else
-		window_end(w, w->listener, false);
+		window_end(w, w->listener, false, child);
 }
 
 /* How long ago @key entered the queue @map times; forgets it. 0: unknown. */
@@ -808,8 +984,10 @@ static __always_inline void on_listen_stop(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
 
+	__sync_fetch_and_add(&listener_stops, 1);
 	emit(QWATCH_CLOSE, sk, NULL);
-	bpf_map_delete_elem(&listener_counters, &key);
+	if (!bpf_map_delete_elem(&listener_counters, &key))
+		__sync_fetch_and_add(&counted_listeners, -1);
 	if (track_latency)
 		bpf_map_delete_elem(&listener_latencies, &key);
 }
@@ -827,9 +1005,21 @@ static __always_inline void on_hash_add_done(struct sock *sk, struct request_soc
 	if (hash_add_returns_bool && !(ret & 0xff))
 		return;	/* a duplicate request was already hashed */
 	if (w && w->depth && w->listener == sk)
-		w->queued = 1;
+		w->queued = w->hashed = 1;
 	if (emit_timed(QWATCH_SYN_RECV, sk, req, 0, direct, direct))
 		queued_now(&request_queued, req);
+}
+
+/*
+ * Counting only: a request for the open window's listener is being hashed
+ * (a duplicate's failure to hash counts nothing either).
+ */
+static __always_inline void on_hash_add_start(const struct sock *sk)
+{
+	struct mib_window *w = this_cpu_window();
+
+	if (w && w->depth && w->listener == sk)
+		w->hashed = 1;
 }
 
 static __always_inline void on_hashdance_done(const struct sock *sk, struct request_sock *req,
@@ -976,6 +1166,13 @@ int BPF_KPROBE(hash_add_entry, struct sock *sk, struct request_sock *req)
 	return 0;
 }
 
+SEC("kprobe/inet_csk_reqsk_queue_hash_add")
+int BPF_KPROBE(hash_add_entry_counting, struct sock *sk)
+{
+	on_hash_add_start(sk);
+	return 0;
+}
+
 SEC("kretprobe/inet_csk_reqsk_queue_hash_add")
 int BPF_KRETPROBE(hash_add_return, long ret)
 {
@@ -1003,13 +1200,14 @@ int BPF_KPROBE(tcp_conn_request_entry, void *rsk_ops, void *af_ops, struct sock 
 SEC("kretprobe/tcp_conn_request")
 int BPF_KRETPROBE(tcp_conn_request_return)
 {
-	window_close(NULL);
+	window_close(NULL, NULL);
 	return 0;
 }
 
 /*
  * The others take the listener first. A kretprobe does not have it: it
- * closes the window open on this CPU.
+ * closes the window open on this CPU. A final ACK's handler returns the
+ * child it queued (see child_in_accept_queue()).
  */
 #define WINDOW_KPROBES(function, stage, path)					\
 	SEC("kprobe/" #function)						\
@@ -1020,9 +1218,9 @@ int BPF_KRETPROBE(tcp_conn_request_return)
 	}									\
 										\
 	SEC("kretprobe/" #function)						\
-	int BPF_KRETPROBE(function##_return)					\
+	int BPF_KRETPROBE(function##_return, struct sock *child)		\
 	{									\
-		window_close(NULL);						\
+		window_close(NULL, path == QWATCH_PATH_HANDSHAKE ? child : NULL);	\
 		return 0;							\
 	}
 
@@ -1064,30 +1262,6 @@ int BPF_KRETPROBE(hashdance_return, struct sock *child)
 
 	if (recall(HOOK_HASHDANCE, &call))
 		on_hashdance_done(call.listener, call.req, child, false);
-	return 0;
-}
-
-/*
- * Without events (and so without latencies) the request is not needed: the
- * child is counted for the open window's listener, the one tcp_check_req()
- * or hsp_check_req() was called for and queues it, when its window closes
- * (the counters are at hand there). A kretprobe alone, or an fexit.
- */
-static __always_inline void on_hashdance_counting(const struct sock *sk, const struct sock *child)
-{
-	struct mib_window *w = this_cpu_window();
-
-	/* A window open too long lost its return: not this child's. */
-	if (!child || !w || !w->depth || w->path != QWATCH_PATH_HANDSHAKE ||
-	    (sk && sk != w->listener) || bpf_ktime_get_ns() - w->opened_ns >= WINDOW_MAX_NS)
-		return;
-	w->children++;
-}
-
-SEC("kretprobe/inet_csk_complete_hashdance")
-int BPF_KRETPROBE(hashdance_return_counting, struct sock *child)
-{
-	on_hashdance_counting(NULL, child);
 	return 0;
 }
 
@@ -1185,6 +1359,13 @@ int BPF_PROG(inet_csk_listen_stop_fentry, struct sock *sk)
 	return 0;
 }
 
+SEC("fentry/inet_csk_reqsk_queue_hash_add")
+int BPF_PROG(hash_add_fentry_counting, struct sock *sk)
+{
+	on_hash_add_start(sk);
+	return 0;
+}
+
 SEC("fexit/inet_csk_reqsk_queue_hash_add")
 int BPF_PROG(hash_add_exit, struct sock *sk, struct request_sock *req, unsigned long timeout,
 	     long ret)
@@ -1203,7 +1384,7 @@ int BPF_PROG(tcp_conn_request_fentry, void *rsk_ops, void *af_ops, struct sock *
 SEC("fexit/tcp_conn_request")
 int BPF_PROG(tcp_conn_request_exit, void *rsk_ops, void *af_ops, struct sock *sk)
 {
-	window_close(sk);
+	window_close(sk, NULL);
 	return 0;
 }
 
@@ -1218,7 +1399,12 @@ int BPF_PROG(tcp_conn_request_exit, void *rsk_ops, void *af_ops, struct sock *sk
 	SEC("fexit/" #function)							\
 	int BPF_PROG(function##_exit, struct sock *sk)				\
 	{									\
-		window_close(sk);						\
+		__u64 child = 0;						\
+										\
+		/* After 5 or 6 arguments (6.12 added one): a plain number. */	\
+		if (path == QWATCH_PATH_HANDSHAKE)				\
+			bpf_get_func_ret(ctx, &child);				\
+		window_close(sk, (const struct sock *)child);			\
 		return 0;							\
 	}
 
@@ -1250,14 +1436,6 @@ int BPF_PROG(hashdance_exit, struct sock *sk, struct sock *child, struct request
 	     bool own_req, struct sock *ret)
 {
 	on_hashdance_done(sk, req, ret, true);
-	return 0;
-}
-
-SEC("fexit/inet_csk_complete_hashdance")
-int BPF_PROG(hashdance_exit_counting, struct sock *sk, struct sock *child,
-	     struct request_sock *req, bool own_req, struct sock *ret)
-{
-	on_hashdance_counting(sk, ret);
 	return 0;
 }
 
@@ -1335,8 +1513,6 @@ static __always_inline const struct sock *snapshot_file(struct bpf_iter__task_fi
 	e.ts_ns = bpf_ktime_get_ns();
 	e.type = QWATCH_SNAPSHOT;
 	e.pid = BPF_CORE_READ(task, tgid);
-	read_queues(&e, listener, false);
-	e.cookie = cookie;
 	/*
 	 * Its counters' entry, deleted when it stops listening, tells the
 	 * reader that a listener no process holds any longer (in flight in
@@ -1344,8 +1520,17 @@ static __always_inline const struct sock *snapshot_file(struct bpf_iter__task_fi
 	 * dump_counted_listeners need not write it again.
 	 */
 	counters = counters_of(listener);
-	if (counters)
-		counters->snapshot_seen = snapshot_generation;
+	if (counters) {
+		e.children_queued = counters->children_queued;
+		e.accepts = counters->accepts;
+		if (counters->snapshot_seen != snapshot_generation) {
+			counters->snapshot_seen = snapshot_generation;
+			/* The reader's read() runs the iterator: one thread. */
+			snapshot_marked++;
+		}
+	}
+	read_queues(&e, listener, false);
+	e.cookie = cookie;
 	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
 	*cookie_written = cookie;
 	return listener;
@@ -1378,6 +1563,8 @@ int dump_counted_listeners(struct bpf_iter__bpf_map_elem *ctx)
 		return 0;
 	e.ts_ns = bpf_ktime_get_ns();
 	e.type = QWATCH_SNAPSHOT;
+	e.children_queued = counters->children_queued;
+	e.accepts = counters->accepts;
 	read_queues(&e, sk, false);
 	bpf_seq_write(ctx->meta->seq, &e, sizeof(e));
 	return 0;

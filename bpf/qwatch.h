@@ -145,12 +145,19 @@ struct qwatch_event {
 	__u8 cause;		/* enum qwatch_cause: drops */
 	__u8 path;		/* enum qwatch_path: ack_complete */
 	__u8 mptcp;		/* snapshot: the TCP listener is an MPTCP socket's */
+	/*
+	 * snapshot: the listener's qwatch_counters.children_queued and
+	 * .accepts, read before its queues (a child is counted after it is
+	 * queued, an accept after the dequeue).
+	 */
+	__u64 children_queued;
+	__u64 accepts;
 };
 
 #ifdef __cplusplus
-static_assert(sizeof(struct qwatch_event) == 104, "qwatch_event layout");
+static_assert(sizeof(struct qwatch_event) == 120, "qwatch_event layout");
 #else
-_Static_assert(sizeof(struct qwatch_event) == 104, "qwatch_event layout");
+_Static_assert(sizeof(struct qwatch_event) == 120, "qwatch_event layout");
 #endif
 
 #ifdef __cplusplus

@@ -343,20 +343,36 @@ def test_syn_retransmits_at_live_requests__no_drops(netns_pair, qwatch):
         assert not drop_events(qwatch, port)
 
 
-def test_once_over_an_interval__json_counters_equal_nstat(netns_pair):
+class OnceOverAnInterval:
+    """`qwatch --once --json ARGS 3600` (counting only: no event stream, no
+    latencies), ready once it is attached; stop() ends the interval with
+    SIGINT and returns the listener objects it printed."""
+
+    def __init__(self, cleanup, *args):
+        read_fd, write_fd = os.pipe()
+        self.proc = subprocess.Popen([QWATCH, "--once", "--json", *args,
+                                      "--ready-fd", str(write_fd), "3600"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     pass_fds=(write_fd,))
+        cleanup.callback(lambda: self.proc.poll() is None and self.proc.kill())
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as ready:
+            assert ready.read(1), f"qwatch --once never became ready: {self.proc.stderr.read()}"
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=scaled(60))
+        assert self.proc.returncode == 0, err
+        return [parse(line) for line in out.splitlines()]
+
+
+@pytest.mark.parametrize("attach", ["kprobe", "fentry"])
+def test_once_over_an_interval__json_counters_equal_nstat(netns_pair, attach):
     """`qwatch --once --json INTERVAL`, ended early by SIGINT: the listener
     objects carry what was counted meanwhile, under the documented names."""
     server = netns_pair.server
     with ExitStack() as cleanup:
-        read_fd, write_fd = os.pipe()
-        once = subprocess.Popen([QWATCH, "--once", "--json", "--netns", str(server.inode),
-                                 "--ready-fd", str(write_fd), "3600"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                pass_fds=(write_fd,))
-        cleanup.callback(lambda: once.poll() is None and once.kill())
-        os.close(write_fd)
-        with os.fdopen(read_fd, "rb") as ready:
-            assert ready.read(1), f"qwatch --once never became ready: {once.stderr.read()}"
+        once = OnceOverAnInterval(cleanup, "--attach", attach, "--netns", str(server.inode))
         before = kernel_counts(server)
         listener, port = tcp_listener(server, netns_pair.server_addr, 8)
         cleanup.callback(listener.close)
@@ -364,12 +380,53 @@ def test_once_over_an_interval__json_counters_equal_nstat(netns_pair):
         wait_until(lambda: kernel_counts(server) == kernel_counts(server), what="nstat still")
         after = kernel_counts(server)
 
-        once.send_signal(signal.SIGINT)
-        out, err = once.communicate(timeout=scaled(60))
-        assert once.returncode == 0, err
-        [row] = [parse(line) for line in out.splitlines() if parse(line)["lport"] == port]
+        [row] = [row for row in once.stop() if row["lport"] == port]
         assert {k: row[k] for k in KERNEL_NAMES} == {k: after[k] - before[k] for k in KERNEL_NAMES}
         assert row["syncookies_recv"] > 0 and row["accept_queue"] == ss_listener(server, port)[0]
+
+
+@pytest.mark.parametrize("listening", ["before", "after"])
+@pytest.mark.parametrize("attach", ["kprobe", "fentry"])
+def test_counting_only__accepts_are_what_left_the_accept_queue(netns_pair, attach, listening):
+    """Counting only, no probe sees accept() return: the accepts are the
+    children that left the accept queue. A listener that already held
+    children when qwatch started (their accepts count, their handshakes
+    not), or one that listened after: accepts equal the accept() calls the
+    test made, handshakes TcpPassiveOpens, the accept queue ss's."""
+    server, client, addr = netns_pair.server, netns_pair.client, netns_pair.server_addr
+    early, late, accepted = 3, 5, 6
+    with ExitStack() as cleanup:
+        def connect(count):
+            for conn in connect_many(client, addr, port, count):
+                cleanup.callback(conn.close)
+
+        def queued(count):
+            wait_until(lambda: ss_listener(server, port)[0] == count,
+                       what=f"{count} children in the accept queue")
+
+        if listening == "before":
+            listener, port = tcp_listener(server, addr, 16)
+            cleanup.callback(listener.close)
+            connect(early)
+            queued(early)
+        once = OnceOverAnInterval(cleanup, "--attach", attach, "--netns", str(server.inode))
+        before = kernel_counts(server)
+        if listening == "after":
+            listener, port = tcp_listener(server, addr, 16)
+            cleanup.callback(listener.close)
+        connect(late)
+        held = (early if listening == "before" else 0) + late
+        queued(held)
+        for _ in range(accepted):
+            cleanup.callback(listener.accept()[0].close)
+        queued(held - accepted)
+        wait_until(lambda: kernel_counts(server) == kernel_counts(server), what="nstat still")
+        handshakes = kernel_counts(server)["handshakes"] - before["handshakes"]
+
+        [row] = [row for row in once.stop() if row["lport"] == port]
+        assert handshakes == late
+        assert (row["accepts"], row["handshakes"], row["accept_queue"]) == \
+            (accepted, handshakes, ss_listener(server, port)[0])
 
 
 def test_reuseport_group__one_row_and_series_per_listener(netns_pair):

@@ -81,29 +81,34 @@ const qwatch_counters &counters_in(const CountersByListener &all, uint64_t liste
 
 }  // namespace
 
-void ListenerTable::finish_resync(const CountersByListener &before,
-                                  const CountersByListener &after)
+void ListenerTable::finish_resync(const CountersByListener &after)
 {
   std::map<uint64_t, ListenerState> current;
   for (const auto &[sock, event] : resync_) {
     ListenerState &state = upsert(event);
     // Children leave the accept queue through accept() (or the close),
     // so queued - accepted - the queue is constant, and grows by one per
-    // accept() no probe saw. The counters are read before and after the
-    // snapshot, not with it: each side is taken so that a transition
+    // accept() no probe saw. Each term is taken so that a transition
     // racing the snapshot only ever makes the estimate smaller, never a
-    // phantom accept, and the highest estimate stands.
-    const qwatch_counters &early = counters_in(before, sock), &late = counters_in(after, sock);
+    // phantom accept, and the highest estimate stands: the children
+    // counted as the snapshot read the queue, before it (a child is
+    // counted after it is queued), the accepts read after it (an accept
+    // is counted after the dequeue).
+    const qwatch_counters &late = counters_in(after, sock);
+    int64_t now = static_cast<int64_t>(event.children_queued) -
+                  static_cast<int64_t>(late.accepts) - event.accept_queue;
     if (!state.has_baseline) {
-      state.baseline = static_cast<int64_t>(late.children_queued) -
-                       static_cast<int64_t>(early.accepts) - event.accept_queue;
+      // Listening before the first resync: what its queue held then was
+      // queued unseen (the terms the other way round: the highest
+      // baseline). Listening after it: the probes counted all of its
+      // children.
+      if (!resynced_)
+        state.baseline = static_cast<int64_t>(late.children_queued) -
+                         static_cast<int64_t>(event.accepts) - event.accept_queue;
       state.has_baseline = true;
-    } else {
-      int64_t now = static_cast<int64_t>(early.children_queued) -
-                    static_cast<int64_t>(late.accepts) - event.accept_queue;
-      if (now - state.baseline > static_cast<int64_t>(state.unseen_accepts))
-        state.unseen_accepts = static_cast<uint64_t>(now - state.baseline);
     }
+    if (now - state.baseline > static_cast<int64_t>(state.unseen_accepts))
+      state.unseen_accepts = static_cast<uint64_t>(now - state.baseline);
     current.emplace(sock, std::move(state));
   }
   for (auto &[sock, state] : listeners_) {
@@ -112,6 +117,7 @@ void ListenerTable::finish_resync(const CountersByListener &before,
   }
   listeners_ = std::move(current);
   resync_.clear();
+  resynced_ = true;
 }
 
 int ListenerTable::refresh_counters(
@@ -146,6 +152,19 @@ int ListenerTable::refresh_counters(
         std::max<uint64_t>(state.peak_accept_queue, state.counters.peak_accept_queue));
   }
   return 0;
+}
+
+std::vector<uint64_t> ListenerTable::listeners() const
+{
+  std::vector<uint64_t> keys;
+  keys.reserve(listeners_.size() + resync_.size());
+  for (const auto &[sock, state] : listeners_)
+    keys.push_back(sock);
+  for (const auto &[sock, event] : resync_) {
+    if (!listeners_.contains(sock))
+      keys.push_back(sock);
+  }
+  return keys;
 }
 
 const ListenerState *ListenerTable::find(uint64_t listener) const

@@ -33,7 +33,10 @@ struct ListenerState {
   // each (see ListenerTable::finish_resync).
   uint64_t unseen_accepts = 0;
   bool has_baseline = false;
-  int64_t baseline = 0;  // that difference when qwatch first saw it
+  // That difference when qwatch first saw it, if it was listening before
+  // the first resync (0 for one that listened later: all of its children
+  // were counted).
+  int64_t baseline = 0;
 };
 
 using CountersByListener = std::map<uint64_t, qwatch_counters>;
@@ -52,10 +55,9 @@ class ListenerTable {
   // keeping peaks and histograms. Listeners absent from it that are still
   // listening (their counters exist: held by no process, in flight in an
   // SCM_RIGHTS message, kernel-owned) stay; the others are gone.
-  // @before and @after: the counters read before the snapshot was taken
-  // and after its events were applied.
+  // @after: the counters read after the snapshot's events were applied.
   void begin_resync(const std::vector<qwatch_event> &snapshot);
-  void finish_resync(const CountersByListener &before, const CountersByListener &after);
+  void finish_resync(const CountersByListener &after);
 
   // Sets every listener's counters to what @read gives for its key
   // (accepts: plus those no probe saw), and its latency histograms to what
@@ -65,6 +67,8 @@ class ListenerTable {
       const std::function<int(uint64_t listener, qwatch_counters &counters)> &read,
       const std::function<int(uint64_t listener, qwatch_latencies &latencies)> &read_latencies);
 
+  // Every listener the table holds, and those of a pending snapshot.
+  std::vector<uint64_t> listeners() const;
   const ListenerState *find(uint64_t listener) const;
   // Fullest first: by the fuller of the two queues relative to its limit.
   std::vector<const ListenerState *> by_fullness() const;
@@ -75,6 +79,7 @@ class ListenerTable {
   std::map<uint64_t, ListenerState> listeners_;  // keyed by struct sock address
   std::map<uint64_t, qwatch_event> resync_;      // the pending snapshot
   uint32_t next_id_ = 1;
+  bool resynced_ = false;  // the first resync is done
 };
 
 }  // namespace qwatch

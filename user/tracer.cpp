@@ -197,21 +197,17 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   } else {
     bpf_program__set_autoload(progs->inet_accept_graft, false);
   }
-  // Without events or latencies (which need the request), the child is
-  // counted for the open window's listener: no entry probe, no pending entry.
-  std::vector<bpf_program *> hashdance_kprobes = {progs->hashdance_entry,
-                                                  progs->hashdance_return};
-  std::vector<bpf_program *> hashdance_fexits = {progs->hashdance_exit};
-  if (settings.stream_events || settings.track_latency) {
-    bpf_program__set_autoload(progs->hashdance_return_counting, false);
-    bpf_program__set_autoload(progs->hashdance_exit_counting, false);
-  } else {
-    for (bpf_program *prog : hashdance_kprobes)
-      bpf_program__set_autoload(prog, false);
-    bpf_program__set_autoload(progs->hashdance_exit, false);
-    hashdance_kprobes = {progs->hashdance_return_counting};
-    hashdance_fexits = {progs->hashdance_exit_counting};
-  }
+  // Without events or latencies (which need the request), the final ACK's
+  // window counts the child its handler returns: no hashdance probe.
+  const bool counting_only = !settings.stream_events && !settings.track_latency;
+  skel_->rodata->children_from_windows = counting_only;
+  // The hashing's programs of the other way (the table below names one).
+  for (bpf_program *prog :
+       counting_only ? std::vector<bpf_program *>{progs->hash_add_entry, progs->hash_add_return,
+                                                  progs->hash_add_exit}
+                     : std::vector<bpf_program *>{progs->hash_add_entry_counting,
+                                                  progs->hash_add_fentry_counting})
+    bpf_program__set_autoload(prog, false);
   const ProbedFunction functions[] = {
       {"inet_listen",
        false,
@@ -221,10 +217,14 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
        false,
        {progs->inet_csk_listen_stop_entry},
        {progs->inet_csk_listen_stop_fentry}},
+      // Counting only, its entry just marks the SYN's window (see
+      // mib_window.hashed): no pending entry, no event.
       {"inet_csk_reqsk_queue_hash_add",
        true,
-       {progs->hash_add_entry, progs->hash_add_return},
-       {progs->hash_add_exit}},
+       counting_only ? std::vector<bpf_program *>{progs->hash_add_entry_counting}
+                     : std::vector<bpf_program *>{progs->hash_add_entry, progs->hash_add_return},
+       counting_only ? std::vector<bpf_program *>{progs->hash_add_fentry_counting}
+                     : std::vector<bpf_program *>{progs->hash_add_exit}},
       // The segment handlers the counters' windows open around.
       {"tcp_conn_request",
        false,
@@ -266,8 +266,8 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       {"tcp_req_err", false, {progs->tcp_req_err_entry}, {progs->tcp_req_err_fentry}},
       {"inet_csk_complete_hashdance",
        true,
-       hashdance_kprobes,
-       hashdance_fexits},
+       {progs->hashdance_entry, progs->hashdance_return},
+       {progs->hashdance_exit}},
       {"__inet_csk_reqsk_queue_drop",
        false,
        {progs->req_drop_entry, progs->req_drop_return},
@@ -307,12 +307,14 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
     std::string_view name = function.name;
     // Without an event stream: these only ever report a transition (and
     // a request's start, for the handshake's latency).
-    if (!settings.stream_events &&
-        (name == "inet_listen" || name == "hsp_listen" ||
-         (name == "inet_csk_reqsk_queue_hash_add" && !settings.track_latency)))
+    if (!settings.stream_events && (name == "inet_listen" || name == "hsp_listen"))
       return false;
     if (name == "__inet_csk_reqsk_queue_drop" && !settings.stream_events &&
         !settings.count_expiries)
+      return false;
+    // Counting only, the windows count children, and accepts are what
+    // left the accept queue between resyncs (ListenerTable::finish_resync).
+    if (counting_only && (name == "inet_csk_complete_hashdance" || name == "inet_csk_accept"))
       return false;
     return !(name == "tcp_conn_request" && syn_windows_cover_tcp_conn_request);
   };
@@ -514,14 +516,18 @@ int Tracer::snapshot(std::vector<qwatch_event> &listeners, QueueDump *queues)
   }
   listeners.clear();
   bss->snapshot_generation = bss->snapshot_generation + 1 ? bss->snapshot_generation + 1 : 1;
+  bss->snapshot_marked = 0;
   bpf_link *files = queue_dump_ ? skel_->links.dump_queues : skel_->links.dump_listeners;
   if (int err = read_iterator(files, listeners); err < 0)
     return err;
   // Then those no file led to (see dump_counted_listeners; the files' own
-  // are skipped there, and here should a generation have wrapped).
+  // are skipped there, and here should a generation have wrapped), unless
+  // the files led to every counted one: the walk visits every bucket.
   std::vector<qwatch_event> counted;
-  if (int err = read_iterator(counted_listeners_link_.get(), counted); err < 0)
-    return err;
+  if (bss->snapshot_marked != bss->counted_listeners) {
+    if (int err = read_iterator(counted_listeners_link_.get(), counted); err < 0)
+      return err;
+  }
   std::set<uint64_t> held;
   for (const qwatch_event &event : listeners)
     held.insert(event.listener);
@@ -565,52 +571,40 @@ int Tracer::uncounted(uint64_t &total) const
 }
 
 int Tracer::for_each_entry(const bpf_map *map, size_t value_size,
-                           const std::function<void(uint64_t, const void *)> &visit,
-                           size_t &entries) const
+                           const std::vector<uint64_t> &keys,
+                           const std::function<void(uint64_t, const void *)> &visit) const
 {
   // Two ways to read a hash map, each the cheaper one at one end. Key by
-  // key costs two syscalls per entry: with 10k listeners, most of a
-  // resync. A batch costs one syscall per thousand entries, but the kernel
-  // locks every bucket of the map on the way (16k for the counters), which
-  // on a host with a few listeners cost the reader half again its CPU. The
-  // last read's size picks.
+  // key costs a syscall per listener: with 10k listeners, most of a
+  // resync. A batch costs one syscall per thousand entries, but walks and
+  // locks every bucket of the map (16k for the counters), which on a host
+  // with a few listeners cost the reader half again its CPU.
   constexpr size_t kBatchFrom = 256;
-  bool batch = entries >= kBatchFrom;
-  entries = 0;
-  auto count_visit = [&](uint64_t key, const void *value) {
-    entries++;
-    visit(key, value);
-  };
-  if (!batch) {
+  if (keys.size() < kBatchFrom) {
     std::vector<unsigned char> value(value_size);
-    uint64_t key = 0, next;
-    const void *previous = nullptr;
-    int err;
-    while (!(err = bpf_map__get_next_key(map, previous, &next, sizeof(next)))) {
-      // ENOENT: deleted since (the listener stopped listening), skipped.
-      int lookup = bpf_map__lookup_elem(map, &next, sizeof(next), value.data(), value_size, 0);
-      if (!lookup)
-        count_visit(next, value.data());
-      else if (lookup != -ENOENT)
-        return lookup;
-      key = next;
-      previous = &key;
+    for (uint64_t key : keys) {
+      // ENOENT: none counted, or it stopped listening.
+      int err = bpf_map__lookup_elem(map, &key, sizeof(key), value.data(), value_size, 0);
+      if (!err)
+        visit(key, value.data());
+      else if (err != -ENOENT)
+        return err;
     }
-    return err == -ENOENT ? 0 : err;
+    return 0;
   }
   constexpr uint32_t kBatch = 1024;
-  std::vector<uint64_t> keys(kBatch);
+  std::vector<uint64_t> batch_keys(kBatch);
   std::vector<unsigned char> values(kBatch * value_size);
   uint64_t position = 0, next_position = 0;  // the kernel's: a bucket for a hash map
   int fd = bpf_map__fd(map);
   for (bool first = true;; first = false) {
     uint32_t count = kBatch;
-    int err = bpf_map_lookup_batch(fd, first ? nullptr : &position, &next_position, keys.data(),
-                                   values.data(), &count, nullptr);
+    int err = bpf_map_lookup_batch(fd, first ? nullptr : &position, &next_position,
+                                   batch_keys.data(), values.data(), &count, nullptr);
     if (err && err != -ENOENT)
       return err;
     for (uint32_t i = 0; i < count; i++)
-      count_visit(keys[i], values.data() + i * value_size);
+      visit(batch_keys[i], values.data() + i * value_size);
     if (err == -ENOENT)  // the end
       return 0;
     position = next_position;
@@ -629,16 +623,18 @@ auto into(std::map<uint64_t, Value> &all)
 
 }  // namespace
 
-int Tracer::all_counters(std::map<uint64_t, qwatch_counters> &all) const
+int Tracer::counters(const std::vector<uint64_t> &listeners,
+                     std::map<uint64_t, qwatch_counters> &found) const
 {
-  return for_each_entry(skel_->maps.listener_counters, sizeof(qwatch_counters), into(all),
-                        counted_listeners_);
+  return for_each_entry(skel_->maps.listener_counters, sizeof(qwatch_counters), listeners,
+                        into(found));
 }
 
-int Tracer::all_latencies(std::map<uint64_t, qwatch_latencies> &all) const
+int Tracer::latencies(const std::vector<uint64_t> &listeners,
+                      std::map<uint64_t, qwatch_latencies> &found) const
 {
-  return for_each_entry(skel_->maps.listener_latencies, sizeof(qwatch_latencies), into(all),
-                        timed_listeners_);
+  return for_each_entry(skel_->maps.listener_latencies, sizeof(qwatch_latencies), listeners,
+                        into(found));
 }
 
 }  // namespace qwatch

@@ -71,12 +71,14 @@ class Tracer {
   int lost_events(uint64_t &total) const;
   // Counts lost because more listeners were counted than the map holds.
   int uncounted(uint64_t &total) const;
-  // Every counted listener's counters, by struct sock address: what the
-  // kernel counted for it while attached. A listener that stopped
+  // The counters of @listeners (struct sock addresses), by listener: what
+  // the kernel counted for each while attached. A listener that stopped
   // listening, or that nothing was counted for, has no entry.
-  int all_counters(std::map<uint64_t, qwatch_counters> &all) const;
-  // Every timed listener's latency histograms (with track_latency).
-  int all_latencies(std::map<uint64_t, qwatch_latencies> &all) const;
+  int counters(const std::vector<uint64_t> &listeners,
+               std::map<uint64_t, qwatch_counters> &found) const;
+  // Their latency histograms, likewise (with track_latency).
+  int latencies(const std::vector<uint64_t> &listeners,
+                std::map<uint64_t, qwatch_latencies> &found) const;
 
   HspState hsp_state() const { return hsp_state_; }
   // Why HSP is not watched (not kWatched), as the table's footer says it.
@@ -99,11 +101,10 @@ class Tracer {
   static int handle_event(void *ctx, void *data, size_t size) noexcept;
   static int handle_queue_record(void *ctx, void *data, size_t size) noexcept;
   int sum_over_cpus(const bpf_map *map, uint64_t &total) const;
-  // @visit(key, value) for every entry of hash map @map (u64 keys).
-  // @entries: how many the last read of @map found; set to this read's.
-  int for_each_entry(const bpf_map *map, size_t value_size,
-                     const std::function<void(uint64_t, const void *)> &visit,
-                     size_t &entries) const;
+  // @visit(key, value) for the entries of hash map @map (u64 keys) that
+  // @keys names, and maybe others.
+  int for_each_entry(const bpf_map *map, size_t value_size, const std::vector<uint64_t> &keys,
+                     const std::function<void(uint64_t, const void *)> &visit) const;
   // Appends the records one run of the iterator @link writes.
   static int read_iterator(bpf_link *link, std::vector<qwatch_event> &records);
   void setup(const TracerSettings &settings, AttachMode mode, const btf *vmlinux);
@@ -114,10 +115,6 @@ class Tracer {
 
   EventHandler on_event_;
   bool want_hsp_ = true;       // --proto did not rule HSP out
-  // Entries the last reads found in listener_counters and
-  // listener_latencies: they choose how the next reads are made.
-  mutable size_t counted_listeners_ = 0;
-  mutable size_t timed_listeners_ = 0;
   uint64_t hsp_instance_ = 0;  // the loaded module's /sys/module/hsp inode; 0: none
   HspState hsp_state_ = HspState::kNotLoaded;
   std::string hsp_reason_;

@@ -25,8 +25,10 @@ void on_signal(int)
   exiting = 1;
 }
 
-// How often queued events are read without a wakeup, and the hsp module and
-// the lost-event counter are checked.
+// How often queued events are read without a wakeup, and, while events
+// stream, the hsp module and the lost-event counter are checked (without
+// events, once per interval: nothing shows them sooner, and each check of
+// the module costs two path lookups).
 constexpr std::chrono::milliseconds kDrainEvery{10};
 constexpr std::chrono::milliseconds kCheckEvery{100};
 
@@ -107,19 +109,17 @@ bool Watch::fail(const char *what, int err)
 bool Watch::resync()
 {
   uint64_t started_ns = clock_ns(CLOCK_MONOTONIC);
-  CountersByListener before, after;
+  CountersByListener after;
   std::vector<qwatch_event> snapshot;
-  if (int err = tracer_.all_counters(before); err < 0)
-    return fail("reading the counters", err);
   if (int err = tracer_.snapshot(snapshot, options_.tracer.queue_dump ? &queues_ : nullptr);
       err < 0)
     return fail("listing the listeners", err);
   table_.begin_resync(snapshot);
   if (int err = tracer_.drain(); err < 0 && err != -EINTR)
     return fail("reading events", err);
-  if (int err = tracer_.all_counters(after); err < 0)
+  if (int err = tracer_.counters(table_.listeners(), after); err < 0)
     return fail("reading the counters", err);
-  table_.finish_resync(before, after);
+  table_.finish_resync(after);
   snapshots_++;
   netns_names_.refresh();
   if (int err = tracer_.lost_events(lost_events_); err < 0)
@@ -134,7 +134,7 @@ bool Watch::resync()
 bool Watch::refresh_counters()
 {
   CountersByListener counters;
-  if (int err = tracer_.all_counters(counters); err < 0)
+  if (int err = tracer_.counters(table_.listeners(), counters); err < 0)
     return fail("reading the counters", err);
   return refresh_counters(counters);
 }
@@ -144,7 +144,7 @@ bool Watch::refresh_counters(const CountersByListener &counters)
   std::map<uint64_t, qwatch_latencies> latencies;
   std::function<int(uint64_t, qwatch_latencies &)> read_latencies;
   if (options_.tracer.track_latency) {
-    if (int err = tracer_.all_latencies(latencies); err < 0)
+    if (int err = tracer_.latencies(table_.listeners(), latencies); err < 0)
       return fail("reading the latency histograms", err);
     read_latencies = [&latencies](uint64_t listener, qwatch_latencies &histograms) {
       auto it = latencies.find(listener);
@@ -240,18 +240,23 @@ int Watch::run()
       std::chrono::duration<double>(options_.interval_s));
   auto next_resync = std::chrono::steady_clock::now() + interval;
   auto next_check = std::chrono::steady_clock::now();
+  const auto check_every = options_.tracer.stream_events
+                               ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                     kCheckEvery)
+                               : interval;
   auto render = [this](bool openmetrics) { return render_metrics_now(openmetrics); };
   std::vector<pollfd> fds;
   while (!exiting) {
     fds.assign(1, {.fd = tracer_.event_fd(), .events = POLLIN, .revents = 0});
     if (metrics_)
       metrics_->append_poll_fds(fds);
-    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(
-        next_resync - std::chrono::steady_clock::now());
+    // Rounded up: a poll() that returns before the resync is due spins.
+    auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_resync -
+                                                             std::chrono::steady_clock::now());
     // The BPF side wakes us only for a batch; events trickling in wait
-    // at most kDrainEvery. Without events, only the checks are due.
-    auto longest = options_.tracer.stream_events ? kDrainEvery : kCheckEvery;
-    int timeout_ms = static_cast<int>(std::clamp<int64_t>(wait.count(), 0, longest.count()));
+    // at most kDrainEvery. Without events, only the resync is due.
+    int64_t longest = options_.tracer.stream_events ? kDrainEvery.count() : wait.count();
+    int timeout_ms = static_cast<int>(std::clamp<int64_t>(wait.count(), 0, longest));
     if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
       fail("waiting for events", errno);
       break;
@@ -267,7 +272,7 @@ int Watch::run()
     if (auto now = std::chrono::steady_clock::now(); now >= next_check) {
       if (!check_reader())
         break;
-      next_check = now + kCheckEvery;
+      next_check = now + check_every;
     }
     if (std::chrono::steady_clock::now() < next_resync)
       continue;
