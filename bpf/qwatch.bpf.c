@@ -245,6 +245,8 @@ struct mib_window {
 	__u8 last_protocol;
 	__u8 last_mptcp;
 	__u64 last_stops;
+	/* A SYN-queue length @last_listener's counters already hold as peak. */
+	__u32 last_syn_peak;
 	const struct net *net;
 	__u64 net_cookie;
 	const __u64 *linux_mib;	/* this CPU's struct linux_mib of @net */
@@ -656,6 +658,7 @@ static __always_inline void window_open(const struct sock *sk, enum qwatch_stage
 		if (w->depth || !cursor_in_netns_of(w, sk, direct))
 			cursor_reset(w, sk, direct);
 		mptcp = protocol == QWATCH_PROTO_TCP && listener_is_mptcp(sk);
+		w->last_syn_peak = 0;
 	}
 	/* 0 from fentry: a kprobe's window of the same listener then lost its return. */
 	w->opened_ns = now;
@@ -754,13 +757,18 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 	if (!w->net)
 		return;
 	if (w->hashed) {
-		/* The SYN queue grew: only its peak to raise. */
+		/* The SYN queue grew: only its peak to raise, if it is a new one. */
+		__u32 syn_queue = BPF_CORE_READ((const struct inet_connection_sock *)sk,
+						icsk_accept_queue.qlen.counter);
+
 		cursor_moved(w);
+		if (syn_queue <= w->last_syn_peak)
+			return;
 		c = counters_of(sk);
-		if (c)
-			raise_peak(&c->peak_syn_queue,
-				   BPF_CORE_READ((const struct inet_connection_sock *)sk,
-						 icsk_accept_queue.qlen.counter));
+		if (c) {
+			raise_peak(&c->peak_syn_queue, syn_queue);
+			w->last_syn_peak = syn_queue;
+		}
 		return;
 	}
 	queued = child_in_accept_queue(w, child);
