@@ -392,21 +392,22 @@ static __always_inline struct qwatch_counters *counters_of(const struct sock *sk
 		return counters;
 	/*
 	 * Another CPU may create it first: then this one's insert fails.
-	 * Whoever deletes an entry uncounts it.
+	 * Counted before it exists (the reader may compare meanwhile: it
+	 * then walks once for nothing, rather than miss it); whoever deletes
+	 * an entry uncounts it.
 	 */
-	if (!bpf_map_update_elem(&listener_counters, &key, &zero, BPF_NOEXIST)) {
-		__sync_fetch_and_add(&counted_listeners, 1);
-		if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN) {
-			/*
-			 * It stopped listening since the caller looked, and
-			 * its entry may be gone already: one made now would
-			 * outlive it and be inherited by the next listener at
-			 * this address.
-			 */
-			if (!bpf_map_delete_elem(&listener_counters, &key))
-				__sync_fetch_and_add(&counted_listeners, -1);
-			return NULL;
-		}
+	__sync_fetch_and_add(&counted_listeners, 1);
+	if (bpf_map_update_elem(&listener_counters, &key, &zero, BPF_NOEXIST)) {
+		__sync_fetch_and_add(&counted_listeners, -1);
+	} else if (BPF_CORE_READ(sk, __sk_common.skc_state) != TCP_LISTEN) {
+		/*
+		 * It stopped listening since the caller looked, and its entry
+		 * may be gone already: one made now would outlive it and be
+		 * inherited by the next listener at this address.
+		 */
+		if (!bpf_map_delete_elem(&listener_counters, &key))
+			__sync_fetch_and_add(&counted_listeners, -1);
+		return NULL;
 	}
 	counters = bpf_map_lookup_elem(&listener_counters, &key);
 	if (!counters) {
@@ -595,8 +596,11 @@ static __always_inline bool listener_is_mptcp(const struct sock *sk)
 	return bpf_core_field_exists(tp->is_mptcp) && BPF_CORE_READ(tp, is_mptcp);
 }
 
-/* @peak = max(@peak, @value), against other CPUs raising it too. */
-static __always_inline void raise_peak(__u64 *peak, __u64 value)
+/*
+ * @peak = max(@peak, @value), against other CPUs raising it too. Returns
+ * whether @peak holds @value or more (false: it gave up after a few tries).
+ */
+static __always_inline bool raise_peak(__u64 *peak, __u64 value)
 {
 	__u64 seen;
 	int tries;
@@ -604,8 +608,9 @@ static __always_inline void raise_peak(__u64 *peak, __u64 value)
 	for (tries = 0; tries < 4; tries++) {
 		seen = *peak;
 		if (value <= seen || __sync_val_compare_and_swap(peak, seen, value) == seen)
-			return;
+			return true;
 	}
+	return false;
 }
 
 static __always_inline struct mib_window *this_cpu_window(void)
@@ -685,10 +690,12 @@ static __always_inline void cursor_moved(struct mib_window *w)
 /*
  * Whether @child, which the final ACK's handler @w was opened for returned,
  * entered the listener's accept queue. tcp_check_req() and hsp_check_req()
- * return the child inet_csk_complete_hashdance() queued, or NULL; but under
- * an MPTCP listener also an MP_JOIN subflow's child, which joins its
- * connection instead (the request's drop_req), and one being disposed of
- * (closed already). @child is a plain number in both attach modes.
+ * return the child inet_csk_complete_hashdance() queued, or NULL; but
+ * tcp_check_req() also returns the listener itself for an ACK of the wrong
+ * sequence number (its caller resets it), and under an MPTCP listener an
+ * MP_JOIN subflow's child, which joins its connection instead (the
+ * request's drop_req), and one being disposed of (closed already). @child
+ * is a plain number in both attach modes.
  */
 static __always_inline bool child_in_accept_queue(const struct mib_window *w,
 						  const struct sock *child)
@@ -697,7 +704,7 @@ static __always_inline bool child_in_accept_queue(const struct mib_window *w,
 	const struct tcp_sock *tp = (const void *)child;
 	const struct mptcp_subflow_context *subflow;
 
-	if (!child || w->path != QWATCH_PATH_HANDSHAKE)
+	if (!child || child == w->listener || w->path != QWATCH_PATH_HANDSHAKE)
 		return false;
 	if (!w->mptcp)
 		return true;
@@ -743,6 +750,8 @@ static __always_inline void window_end_queued(struct mib_window *w, const struct
 static __always_inline void window_end(struct mib_window *w, const struct sock *sk, bool direct,
 				       const struct sock *child)
 {
+	/* Beyond struct sock: a BTF pointer to a sock cannot reach it directly. */
+	const struct inet_connection_sock *icsk = (const void *)sk;
 	struct transition drop = {};
 	struct mib_sample start, now;
 	struct qwatch_counters *c;
@@ -756,19 +765,20 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 	 */
 	if (!w->net)
 		return;
-	if (w->hashed) {
+	/*
+	 * With TCP Fast Open on, a SYN may have tried a child first (counting
+	 * TcpPassiveOpens or drops if it failed) and hashed a request after.
+	 */
+	if (w->hashed && !BPF_CORE_READ(icsk, icsk_accept_queue.fastopenq.max_qlen)) {
 		/* The SYN queue grew: only its peak to raise, if it is a new one. */
-		__u32 syn_queue = BPF_CORE_READ((const struct inet_connection_sock *)sk,
-						icsk_accept_queue.qlen.counter);
+		__u32 syn_queue = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
 
 		cursor_moved(w);
 		if (syn_queue <= w->last_syn_peak)
 			return;
 		c = counters_of(sk);
-		if (c) {
-			raise_peak(&c->peak_syn_queue, syn_queue);
+		if (c && raise_peak(&c->peak_syn_queue, syn_queue))
 			w->last_syn_peak = syn_queue;
-		}
 		return;
 	}
 	queued = child_in_accept_queue(w, child);
@@ -817,8 +827,7 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 		 */
 		if (w->stage == QWATCH_STAGE_SYN)
 			raise_peak(&c->peak_syn_queue,
-				   BPF_CORE_READ((const struct inet_connection_sock *)sk,
-						 icsk_accept_queue.qlen.counter));
+				   BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter));
 		raise_peak(&c->peak_accept_queue, READ(direct, sk, sk_ack_backlog));
 	}
 	/* The segment was dropped: tell why, in the kernel's terms. */
@@ -1409,7 +1418,7 @@ int BPF_PROG(tcp_conn_request_exit, void *rsk_ops, void *af_ops, struct sock *sk
 	{									\
 		__u64 child = 0;						\
 										\
-		/* After 5 or 6 arguments (6.12 added one): a plain number. */	\
+		/* After 5 arguments (6 since 6.15): a plain number. */	\
 		if (path == QWATCH_PATH_HANDSHAKE)				\
 			bpf_get_func_ret(ctx, &child);				\
 		window_close(sk, (const struct sock *)child);			\

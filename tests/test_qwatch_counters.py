@@ -19,8 +19,8 @@ import pytest
 
 from lib import REPO, nft
 from lib.cmd import Background, run, scaled, wait_until
-from lib.hsp_wire import drop_unmarked_resets
-from lib.kernel import nstat_all, ss_listener, ss_listeners_by_cookie
+from lib.hsp_wire import TCP_ACK, drop_unmarked_resets, raw_sender, tcp_segment
+from lib.kernel import nstat_all, ss_listener, ss_listeners_by_cookie, ss_syn_recv
 from lib.netns import connected, socket_in
 from lib.proto import PROTOCOLS
 from lib.qwatch import QWATCH, QwatchStream, free_port, metric_value, parse, scrape
@@ -428,6 +428,44 @@ def test_counting_only__accepts_are_what_left_the_accept_queue(netns_pair, attac
         assert handshakes == late
         assert (row["accepts"], row["handshakes"], row["accept_queue"]) == \
             (accepted, handshakes, ss_listener(server, port)[0])
+
+
+@pytest.mark.parametrize("attach", ["kprobe", "fentry"])
+def test_counting_only__acks_of_the_wrong_number_are_no_children(netns_pair, attach):
+    """Final ACKs acknowledging another number than the SYN-ACK's make
+    tcp_check_req() return the listener itself, which its caller resets:
+    no child. Counting only, the window around it must not take that for a
+    queued child: qwatch's counters equal nstat's, no handshake, no accept,
+    and the requests stay in the SYN queue (ss)."""
+    server, client = netns_pair.server, netns_pair.client
+    src, dst = netns_pair.client_addr, netns_pair.server_addr
+    requests, bad_acks = 3, 4
+    with ExitStack() as cleanup:
+        listener, port = tcp_listener(server, dst, 8)
+        cleanup.callback(listener.close)
+        drop_unmarked_resets(client, FLOOD_MARK)
+        sender = raw_sender(client, socket.IPPROTO_TCP, FLOOD_MARK)
+        cleanup.callback(sender.close)
+        once = OnceOverAnInterval(cleanup, "--attach", attach, "--netns", str(server.inode))
+        before = kernel_counts(server)
+        resets_before = nstat_all(server).get("TcpOutRsts", 0)
+        sports = range(40000, 40000 + requests)
+        for sport in sports:
+            sender.sendto(tcp_segment(src, dst, sport, port, sport), (dst, 0))
+        wait_until(lambda: ss_syn_recv(server, port) == requests, what=f"{requests} requests")
+        for _ in range(bad_acks):
+            for sport in sports:
+                sender.sendto(tcp_segment(src, dst, sport, port, sport + 1, ack_seq=12345,
+                                          flags=TCP_ACK), (dst, 0))
+        wait_until(lambda: nstat_all(server).get("TcpOutRsts", 0) - resets_before
+                   >= requests * bad_acks, what="a reset for every wrong ACK")
+        wait_until(lambda: kernel_counts(server) == kernel_counts(server), what="nstat still")
+        after = kernel_counts(server)
+
+        [row] = [row for row in once.stop() if row["lport"] == port]
+        assert {k: row[k] for k in KERNEL_NAMES} == {k: after[k] - before[k] for k in KERNEL_NAMES}
+        assert (row["handshakes"], row["accepts"]) == (0, 0)
+        assert ss_syn_recv(server, port) == requests
 
 
 def test_reuseport_group__one_row_and_series_per_listener(netns_pair):

@@ -517,14 +517,18 @@ int Tracer::snapshot(std::vector<qwatch_event> &listeners, QueueDump *queues)
   listeners.clear();
   bss->snapshot_generation = bss->snapshot_generation + 1 ? bss->snapshot_generation + 1 : 1;
   bss->snapshot_marked = 0;
+  uint64_t stops = __atomic_load_n(&bss->listener_stops, __ATOMIC_ACQUIRE);
   bpf_link *files = queue_dump_ ? skel_->links.dump_queues : skel_->links.dump_listeners;
   if (int err = read_iterator(files, listeners); err < 0)
     return err;
   // Then those no file led to (see dump_counted_listeners; the files' own
   // are skipped there, and here should a generation have wrapped), unless
-  // the files led to every counted one: the walk visits every bucket.
+  // the files led to every counted one: the walk visits every bucket. A
+  // listener that stopped meanwhile could make up for one not led to.
   std::vector<qwatch_event> counted;
-  if (bss->snapshot_marked != bss->counted_listeners) {
+  if (__atomic_load_n(&bss->snapshot_marked, __ATOMIC_ACQUIRE) !=
+          __atomic_load_n(&bss->counted_listeners, __ATOMIC_ACQUIRE) ||
+      __atomic_load_n(&bss->listener_stops, __ATOMIC_ACQUIRE) != stops) {
     if (int err = read_iterator(counted_listeners_link_.get(), counted); err < 0)
       return err;
   }

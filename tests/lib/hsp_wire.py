@@ -79,12 +79,17 @@ class RawPeer:
 
 
 TCP_HEADER = struct.Struct("!HHIIBBHHH")
-TCP_SYN, TCP_RST = 0x02, 0x04
+TCP_SYN, TCP_RST, TCP_ACK = 0x02, 0x04, 0x10
 
 
 def tcp_syn(src, dst, sport, dport, seq):
     """A bare TCP SYN (no options), for the same floods against TCP."""
-    header = TCP_HEADER.pack(sport, dport, seq, 0, 5 << 4, TCP_SYN, 65535, 0, 0)
+    return tcp_segment(src, dst, sport, dport, seq)
+
+
+def tcp_segment(src, dst, sport, dport, seq, ack_seq=0, flags=TCP_SYN):
+    """A bare TCP segment (no options, no payload)."""
+    header = TCP_HEADER.pack(sport, dport, seq, ack_seq, 5 << 4, flags, 65535, 0, 0)
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack(
         "!BBH", 0, socket.IPPROTO_TCP, len(header))
     check = checksum(pseudo + header)
