@@ -588,6 +588,28 @@ static __always_inline bool cursor_in_netns_of(const struct mib_window *w, const
 	return w->net_cookie == (direct ? net->net_cookie : BPF_CORE_READ(net, net_cookie));
 }
 
+/*
+ * @sk's SYN-queue length into @syn_queue; returns whether TCP Fast Open is
+ * on for it. A TCP listener's BTF pointer (@direct) reaches its
+ * inet_connection_sock through bpf_skc_to_tcp_sock(), one helper call
+ * where the other way takes two reads.
+ */
+static __always_inline bool syn_queue_of(const struct sock *sk, bool direct, __u32 *syn_queue)
+{
+	const struct inet_connection_sock *icsk = (const void *)sk;
+	struct tcp_sock *tp;
+
+	if (direct) {
+		tp = bpf_skc_to_tcp_sock((void *)sk);
+		if (tp) {
+			*syn_queue = tp->inet_conn.icsk_accept_queue.qlen.counter;
+			return tp->inet_conn.icsk_accept_queue.fastopenq.max_qlen;
+		}
+	}
+	*syn_queue = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
+	return BPF_CORE_READ(icsk, icsk_accept_queue.fastopenq.max_qlen);
+}
+
 /* Whether @sk, a TCP listener, is an MPTCP socket's first subflow. */
 static __always_inline bool listener_is_mptcp(const struct sock *sk)
 {
@@ -756,6 +778,7 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 	struct mib_sample start, now;
 	struct qwatch_counters *c;
 	__u64 overflows, drops, full_drops;
+	__u32 syn_queue;
 	bool queued;
 
 	/*
@@ -769,10 +792,8 @@ static __always_inline void window_end(struct mib_window *w, const struct sock *
 	 * With TCP Fast Open on, a SYN may have tried a child first (counting
 	 * TcpPassiveOpens or drops if it failed) and hashed a request after.
 	 */
-	if (w->hashed && !BPF_CORE_READ(icsk, icsk_accept_queue.fastopenq.max_qlen)) {
+	if (w->hashed && !syn_queue_of(sk, direct, &syn_queue)) {
 		/* The SYN queue grew: only its peak to raise, if it is a new one. */
-		__u32 syn_queue = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
-
 		cursor_moved(w);
 		if (syn_queue <= w->last_syn_peak)
 			return;
