@@ -72,6 +72,25 @@ def test_first_table__shows_queues_that_filled_before_qwatch_started(netns_pair,
         sock.close()
 
 
+@pytest.mark.parametrize("mode", [[], ["--queues"]], ids=["table", "queues"])
+def test_resyncs_longer_than_the_interval__tables_keep_coming(netns_pair, mode):
+    """A resync that takes longer than the interval (as 10 000 listeners'
+    do at -i 0.25; here every one, at 1 ms): the next is due at once, in
+    the modes that stream no events too, where nothing else wakes the
+    reader. Each of the 25 tables counted shows the listener ss shows."""
+    server, addr = netns_pair.server, netns_pair.server_addr
+    listener, port = tcp_listener(server, addr, 8)
+    defer(listener.close)
+    out = run([QWATCH, "--netns", server.name, "--port", str(port), *mode, "0.001", "25"],
+              timeout=60).stdout
+    footers = [line for line in out.splitlines() if " lost events, watching " in line]
+    assert len(footers) == 25, out[-2000:]
+    if not mode:
+        recv_q, send_q, _ = ss_listener(server, port)
+        rows = table_rows(out, port, "tcp")
+        assert len(rows) == 25 and all(row[6] == f"{recv_q}/{send_q}" for row in rows), rows
+
+
 @pytest.mark.parametrize("attach", ["fentry", "kprobe"])
 @pytest.mark.parametrize("proto", PROTOCOLS, ids=str)
 def test_table_peaks__queues_filled_and_emptied_between_two_snapshots(netns_pair, hsp_module,

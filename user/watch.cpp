@@ -251,12 +251,17 @@ int Watch::run()
     if (metrics_)
       metrics_->append_poll_fds(fds);
     // Rounded up: a poll() that returns before the resync is due spins.
-    auto wait = std::chrono::ceil<std::chrono::milliseconds>(next_resync -
-                                                             std::chrono::steady_clock::now());
+    // None when it is overdue (a resync longer than the interval): a
+    // negative timeout would wait for an event that may never come.
+    int64_t due_in_ms = std::max<int64_t>(
+        0, std::chrono::ceil<std::chrono::milliseconds>(next_resync -
+                                                        std::chrono::steady_clock::now())
+               .count());
     // The BPF side wakes us only for a batch; events trickling in wait
     // at most kDrainEvery. Without events, only the resync is due.
-    int64_t longest = options_.tracer.stream_events ? kDrainEvery.count() : wait.count();
-    int timeout_ms = static_cast<int>(std::clamp<int64_t>(wait.count(), 0, longest));
+    int timeout_ms = static_cast<int>(
+        options_.tracer.stream_events ? std::min<int64_t>(due_in_ms, kDrainEvery.count())
+                                      : due_in_ms);
     if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) {
       fail("waiting for events", errno);
       break;
@@ -278,7 +283,11 @@ int Watch::run()
       continue;
     if (options_.once)
       break;
-    next_resync += interval;
+    // Due times stay on the interval's grid; one a long resync overran is
+    // skipped rather than caught up with back to back.
+    auto now = std::chrono::steady_clock::now();
+    while (next_resync <= now)
+      next_resync += interval;
     if (!resync() || !output_->tick(view()))
       break;
   }
