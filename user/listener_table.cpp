@@ -63,6 +63,7 @@ uint32_t ListenerTable::apply_event(qwatch_event &event)
 void ListenerTable::begin_resync(const std::vector<qwatch_event> &snapshot)
 {
   resync_.clear();
+  resync_.reserve(snapshot.size());
   for (const qwatch_event &event : snapshot) {
     resync_.try_emplace(event.listener, event);
     if (auto known = listeners_.find(event.listener); known != listeners_.end() && event.pid)
@@ -83,7 +84,8 @@ const qwatch_counters &counters_in(const CountersByListener &all, uint64_t liste
 
 void ListenerTable::finish_resync(const CountersByListener &after)
 {
-  std::map<uint64_t, ListenerState> current;
+  std::unordered_map<uint64_t, ListenerState> current;
+  current.reserve(std::max(resync_.size(), listeners_.size()));
   for (const auto &[sock, event] : resync_) {
     ListenerState &state = upsert(event);
     // Children leave the accept queue through accept() (or the close),
@@ -183,10 +185,12 @@ static double fullness(const qwatch_event &e)
 std::vector<const ListenerState *> ListenerTable::by_fullness() const
 {
   std::vector<const ListenerState *> rows;
+  rows.reserve(listeners_.size());
   for (const auto &[sock, state] : listeners_)
     rows.push_back(&state);
-  std::stable_sort(rows.begin(), rows.end(), [](const auto *a, const auto *b) {
-    return fullness(a->latest) > fullness(b->latest);
+  std::sort(rows.begin(), rows.end(), [](const auto *a, const auto *b) {
+    double fuller = fullness(a->latest), other = fullness(b->latest);
+    return fuller != other ? fuller > other : a->id < b->id;
   });
   return rows;
 }

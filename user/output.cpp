@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iterator>
 #include <string_view>
+#include <unordered_map>
 
 #include "json.h"
 
@@ -151,15 +152,36 @@ std::string event_json(const qwatch_event &e, uint32_t listener_id)
   return json.str();
 }
 
+namespace {
+
+// What each pid was called when first asked since the last resync: a table
+// or a scrape of 10 000 listeners one process holds reads /proc once, not
+// once per row or sample (an open() and a zeroed page each).
+std::unordered_map<uint32_t, std::optional<std::string>> &known_process_names()
+{
+  static std::unordered_map<uint32_t, std::optional<std::string>> names;
+  return names;
+}
+
+}  // namespace
+
 std::optional<std::string> process_name(uint32_t pid)
 {
   if (!pid)
     return std::nullopt;
+  auto [known, inserted] = known_process_names().try_emplace(pid);
+  if (!inserted)
+    return known->second;
   std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
   std::string name;
-  if (!std::getline(comm, name))
-    return std::nullopt;
-  return name;
+  if (std::getline(comm, name))
+    known->second = name;
+  return known->second;
+}
+
+void forget_process_names()
+{
+  known_process_names().clear();
 }
 
 uint32_t listener_pid(const ListenerState &listener)

@@ -53,9 +53,12 @@ inline constexpr CounterField kCounterFields[] = {
      "Children created at a TCP Fast Open SYN (TCPFastOpenPassive)."},
 };
 
-// A process holding the listener (0: none known) and its name.
+// A process holding the listener (0: none known) and its name: read once
+// per pid until forget_process_names() (each resync; a pid may be reused,
+// a process may exec).
 uint32_t listener_pid(const ListenerState &listener);
 std::optional<std::string> process_name(uint32_t pid);
+void forget_process_names();
 
 std::string event_json(const qwatch_event &event, uint32_t listener_id);
 // With @queues (--queues), its two queues' entries too; @queues_dumped:

@@ -37,7 +37,8 @@ std::vector<TableRow> TableScreen::rates(const std::vector<const ListenerState *
     return elapsed > 0 && now_count >= before ? (now_count - before) / elapsed : 0;
   };
   std::vector<TableRow> rows;
-  std::map<uint64_t, qwatch_counters> counts;
+  std::unordered_map<uint64_t, qwatch_counters> counts;
+  counts.reserve(listeners.size());
   for (const ListenerState *state : listeners) {
     const qwatch_counters &before = previous_[state->latest.listener];
     const qwatch_counters &c = state->counters;

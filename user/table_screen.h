@@ -5,7 +5,7 @@
 #pragma once
 
 #include <chrono>
-#include <map>
+#include <unordered_map>
 #include <vector>
 
 #include "output.h"
@@ -28,7 +28,7 @@ class TableScreen {
   std::vector<TableRow> rates(const std::vector<const ListenerState *> &listeners);
 
   const OutputContext context_;
-  std::map<uint64_t, qwatch_counters> previous_;
+  std::unordered_map<uint64_t, qwatch_counters> previous_;
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 

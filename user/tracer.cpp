@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <set>
+#include <unordered_set>
 #include <string>
 #include <string_view>
 
@@ -532,7 +532,8 @@ int Tracer::snapshot(std::vector<qwatch_event> &listeners, QueueDump *queues)
     if (int err = read_iterator(counted_listeners_link_.get(), counted); err < 0)
       return err;
   }
-  std::set<uint64_t> held;
+  std::unordered_set<uint64_t> held;
+  held.reserve(listeners.size());
   for (const qwatch_event &event : listeners)
     held.insert(event.listener);
   for (const qwatch_event &event : counted) {
@@ -619,7 +620,7 @@ namespace {
 
 // A visitor for Tracer::for_each_entry() that copies every entry into @all.
 template <typename Value>
-auto into(std::map<uint64_t, Value> &all)
+auto into(std::unordered_map<uint64_t, Value> &all)
 {
   all.clear();
   return [&all](uint64_t key, const void *value) { std::memcpy(&all[key], value, sizeof(Value)); };
@@ -628,14 +629,14 @@ auto into(std::map<uint64_t, Value> &all)
 }  // namespace
 
 int Tracer::counters(const std::vector<uint64_t> &listeners,
-                     std::map<uint64_t, qwatch_counters> &found) const
+                     std::unordered_map<uint64_t, qwatch_counters> &found) const
 {
   return for_each_entry(skel_->maps.listener_counters, sizeof(qwatch_counters), listeners,
                         into(found));
 }
 
 int Tracer::latencies(const std::vector<uint64_t> &listeners,
-                      std::map<uint64_t, qwatch_latencies> &found) const
+                      std::unordered_map<uint64_t, qwatch_latencies> &found) const
 {
   return for_each_entry(skel_->maps.listener_latencies, sizeof(qwatch_latencies), listeners,
                         into(found));

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <unordered_map>
 #include <string>
 #include <vector>
 
@@ -75,10 +75,10 @@ class Tracer {
   // the kernel counted for each while attached. A listener that stopped
   // listening, or that nothing was counted for, has no entry.
   int counters(const std::vector<uint64_t> &listeners,
-               std::map<uint64_t, qwatch_counters> &found) const;
+               std::unordered_map<uint64_t, qwatch_counters> &found) const;
   // Their latency histograms, likewise (with track_latency).
   int latencies(const std::vector<uint64_t> &listeners,
-                std::map<uint64_t, qwatch_latencies> &found) const;
+                std::unordered_map<uint64_t, qwatch_latencies> &found) const;
 
   HspState hsp_state() const { return hsp_state_; }
   // Why HSP is not watched (not kWatched), as the table's footer says it.

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "errors.h"
+#include "output.h"
 
 namespace qwatch {
 
@@ -120,6 +121,7 @@ bool Watch::resync()
   if (int err = tracer_.counters(table_.listeners(), after); err < 0)
     return fail("reading the counters", err);
   table_.finish_resync(after);
+  forget_process_names();
   snapshots_++;
   netns_names_.refresh();
   if (int err = tracer_.lost_events(lost_events_); err < 0)
@@ -141,7 +143,7 @@ bool Watch::refresh_counters()
 
 bool Watch::refresh_counters(const CountersByListener &counters)
 {
-  std::map<uint64_t, qwatch_latencies> latencies;
+  std::unordered_map<uint64_t, qwatch_latencies> latencies;
   std::function<int(uint64_t, qwatch_latencies &)> read_latencies;
   if (options_.tracer.track_latency) {
     if (int err = tracer_.latencies(table_.listeners(), latencies); err < 0)
