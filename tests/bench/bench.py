@@ -14,6 +14,12 @@ between two namespaces for a fixed time) once in every configuration:
   metrics(fentry)       qwatch --quiet --metrics: the service's default
   tcpsynbl.bt, tcpaccept.bt   bpftrace's tools (Debian bpftrace)
   tcpaccept-bpfcc       bcc's tool (Debian bpfcc-tools)
+  floor(A)              bpftrace with programs that only return, on entry
+                        and return of tcp_v4_conn_request and tcp_check_req
+                        (A = kprobe: kprobes and kretprobes; fentry: kfunc
+                        and kretfunc): what the probes of any per-listener
+                        window cost before its programs do anything; not a
+                        peer
 
 Every watcher is started, and attached, before the load and stopped after
 it: qwatch says so on --ready-fd, bpftrace on stderr once every probe is
@@ -73,6 +79,8 @@ PROFILE = os.environ.get("BENCH_PROFILE", "1") != "0"
 ATTACH_TIMEOUT = float(os.environ.get("BENCH_ATTACH_TIMEOUT", "900"))
 REFERENCE = "tcp"
 PEER_NAMES = ("tcpsynbl.bt", "tcpaccept.bt", "tcpaccept-bpfcc")
+# The handlers qwatch's windows open around, for the floor(A) configurations.
+FLOOR_FUNCTIONS = ("tcp_v4_conn_request", "tcp_check_req")
 
 
 def first_existing(*paths):
@@ -209,6 +217,19 @@ def peers():
         script = first_existing(f"/usr/sbin/{name}", f"/usr/share/bpftrace/tools/{name}")
         tools[name] = Peer(name, [bpftrace, script] if bpftrace and script else None, env,
                            markers, seen)
+    # Not peers: what any per-listener counting window costs before its
+    # programs do anything. A window opens when a SYN's and a final ACK's
+    # handler is called and closes when it returns (the kernel counts the
+    # drops in between), so at least an entry and a return probe on each of
+    # the two; here with programs that only return.
+    for attach, entry, exit_ in (("kprobe", "kprobe", "kretprobe"),
+                                 ("fentry", "kfunc", "kretfunc")):
+        # BEGIN runs once every probe is attached.
+        script = 'BEGIN { printf("Tracing floor\\n"); } ' + " ".join(
+            f"{probe}:{function} {{}}" for function in FLOOR_FUNCTIONS for probe in (entry, exit_))
+        tools[f"floor({attach})"] = Peer(f"floor({attach})",
+                                         [bpftrace, "-e", script] if bpftrace else None, env,
+                                         markers, lambda output: int("Tracing floor" in output))
     bcc = first_existing("/usr/sbin/tcpaccept-bpfcc")
     # Python buffers its output to a file: unbuffered, the header arrives
     # when printed (a terminal would have it line by line too). It is
