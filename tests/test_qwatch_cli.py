@@ -17,6 +17,7 @@ from lib.tcp import tcp_listener
     (["--proto", "udp"], "--proto"),
     (["--netns", "no-such-namespace"], "--netns"),
     (["--interval", "0"], "interval"),
+    (["--interval", "1e-10"], "interval"),
     (["--ring-buffer", "3"], "--ring-buffer"),
     (["--bogus"], "--bogus"),
     (["1", "2", "3"], "unexpected argument"),

@@ -59,8 +59,11 @@ double parse_interval(const char *text)
   char *end = nullptr;
   errno = 0;
   double value = std::strtod(text, &end);
-  if (errno || end == text || *end || !(value > 0) || value > 86400)
-    throw UsageError(std::string("interval: '") + text + "' is not a number of seconds > 0");
+  // Below a millisecond a table could not be printed before the next one
+  // is due; above a day is a typo.
+  if (errno || end == text || *end || !(value >= 0.001) || value > 86400)
+    throw UsageError(std::string("interval: '") + text +
+                     "' is not a number of seconds from 0.001 to 86400");
   return value;
 }
 

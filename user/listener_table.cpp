@@ -64,8 +64,10 @@ void ListenerTable::begin_resync(const std::vector<qwatch_event> &snapshot)
 {
   resync_.clear();
   resync_.reserve(snapshot.size());
+  resync_order_.clear();
   for (const qwatch_event &event : snapshot) {
-    resync_.try_emplace(event.listener, event);
+    if (resync_.try_emplace(event.listener, event).second)
+      resync_order_.push_back(event.listener);
     if (auto known = listeners_.find(event.listener); known != listeners_.end() && event.pid)
       known->second.pids.insert(event.pid);
   }
@@ -82,20 +84,23 @@ const qwatch_counters &counters_in(const CountersByListener &all, uint64_t liste
 
 }  // namespace
 
-void ListenerTable::finish_resync(const CountersByListener &after)
+void ListenerTable::finish_resync(const CountersByListener &after, bool accepts_probed)
 {
   std::unordered_map<uint64_t, ListenerState> current;
   current.reserve(std::max(resync_.size(), listeners_.size()));
-  for (const auto &[sock, event] : resync_) {
+  // In the snapshot's order: new listeners are numbered as it found them.
+  for (uint64_t sock : resync_order_) {
+    const qwatch_event &event = resync_.at(sock);
     ListenerState &state = upsert(event);
     // Children leave the accept queue through accept() (or the close),
     // so queued - accepted - the queue is constant, and grows by one per
-    // accept() no probe saw. Each term is taken so that a transition
-    // racing the snapshot only ever makes the estimate smaller, never a
-    // phantom accept, and the highest estimate stands: the children
+    // accept() no probe saw. Each term is taken so that a child or an
+    // accept counted while the snapshot reads the queue only ever makes
+    // the estimate smaller, and the highest estimate stands: the children
     // counted as the snapshot read the queue, before it (a child is
-    // counted after it is queued), the accepts read after it (an accept
-    // is counted after the dequeue).
+    // counted after it is queued), the accepts read after it. An accept
+    // whose caller has dequeued its child but not yet reached the probe
+    // is counted in none of the three: see below.
     const qwatch_counters &late = counters_in(after, sock);
     int64_t now = static_cast<int64_t>(event.children_queued) -
                   static_cast<int64_t>(late.accepts) - event.accept_queue;
@@ -109,8 +114,18 @@ void ListenerTable::finish_resync(const CountersByListener &after)
                          static_cast<int64_t>(event.accepts) - event.accept_queue;
       state.has_baseline = true;
     }
-    if (now - state.baseline > static_cast<int64_t>(state.unseen_accepts))
-      state.unseen_accepts = static_cast<uint64_t>(now - state.baseline);
+    int64_t unseen = now - state.baseline;
+    // Where a probe counts accepts, one counted after this read (its
+    // caller between the dequeue and the probe) is one too many here:
+    // only what two resyncs in a row show is unseen. Counting only, what
+    // left the queue is the accept.
+    if (accepts_probed) {
+      int64_t shown = unseen;
+      unseen = std::min(unseen, state.unseen_last_resync);
+      state.unseen_last_resync = shown;
+    }
+    if (unseen > static_cast<int64_t>(state.unseen_accepts))
+      state.unseen_accepts = static_cast<uint64_t>(unseen);
     current.emplace(sock, std::move(state));
   }
   for (auto &[sock, state] : listeners_) {
@@ -119,6 +134,7 @@ void ListenerTable::finish_resync(const CountersByListener &after)
   }
   listeners_ = std::move(current);
   resync_.clear();
+  resync_order_.clear();
   resynced_ = true;
 }
 

@@ -32,6 +32,10 @@ struct ListenerState {
   // children queued - accepts seen - the accept queue grows by one for
   // each (see ListenerTable::finish_resync).
   uint64_t unseen_accepts = 0;
+  // With accept() probed, that difference at the last resync: an accept
+  // between its dequeue and its probe is in neither the queue nor the
+  // accepts, and looks unseen for that one resync.
+  int64_t unseen_last_resync = 0;
   bool has_baseline = false;
   // That difference when qwatch first saw it, if it was listening before
   // the first resync (0 for one that listened later: all of its children
@@ -56,8 +60,10 @@ class ListenerTable {
   // listening (their counters exist: held by no process, in flight in an
   // SCM_RIGHTS message, kernel-owned) stay; the others are gone.
   // @after: the counters read after the snapshot's events were applied.
+  // @accepts_probed: a probe counts accept()s (else every accept is one
+  // that left the accept queue, see finish_resync()).
   void begin_resync(const std::vector<qwatch_event> &snapshot);
-  void finish_resync(const CountersByListener &after);
+  void finish_resync(const CountersByListener &after, bool accepts_probed);
 
   // Sets every listener's counters to what @read gives for its key
   // (accepts: plus those no probe saw), and its latency histograms to what
@@ -81,6 +87,7 @@ class ListenerTable {
   // lookup, not a tree's descent (rows are ordered by by_fullness()).
   std::unordered_map<uint64_t, ListenerState> listeners_;  // keyed by struct sock address
   std::unordered_map<uint64_t, qwatch_event> resync_;      // the pending snapshot
+  std::vector<uint64_t> resync_order_;  // its listeners, in the order it found them
   uint32_t next_id_ = 1;
   bool resynced_ = false;  // the first resync is done
 };

@@ -120,7 +120,7 @@ bool Watch::resync()
     return fail("reading events", err);
   if (int err = tracer_.counters(table_.listeners(), after); err < 0)
     return fail("reading the counters", err);
-  table_.finish_resync(after);
+  table_.finish_resync(after, options_.tracer.stream_events || options_.tracer.track_latency);
   forget_process_names();
   snapshots_++;
   netns_names_.refresh();
@@ -288,8 +288,7 @@ int Watch::run()
     // Due times stay on the interval's grid; one a long resync overran is
     // skipped rather than caught up with back to back.
     auto now = std::chrono::steady_clock::now();
-    while (next_resync <= now)
-      next_resync += interval;
+    next_resync += (now - next_resync) / interval * interval + interval;
     if (!resync() || !output_->tick(view()))
       break;
   }

@@ -224,7 +224,9 @@ def peers():
     # the two; here with programs that only return.
     for attach, entry, exit_ in (("kprobe", "kprobe", "kretprobe"),
                                  ("fentry", "kfunc", "kretfunc")):
-        # BEGIN runs once every probe is attached.
+        # BEGIN runs once every probe is attached. Its "saw" is only that
+        # (1): the programs count nothing. That they ran, once per
+        # handshake each, is in the per-program table.
         script = 'BEGIN { printf("Tracing floor\\n"); } ' + " ".join(
             f"{probe}:{function} {{}}" for function in FLOOR_FUNCTIONS for probe in (entry, exit_))
         tools[f"floor({attach})"] = Peer(f"floor({attach})",
