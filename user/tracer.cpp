@@ -11,9 +11,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <unordered_set>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 
 namespace qwatch {
 
@@ -199,11 +199,11 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
   }
   // Without events or latencies (which need the request), the final ACK's
   // window counts the child its handler returns: no hashdance probe.
-  const bool counting_only = !settings.stream_events && !settings.track_latency;
-  skel_->rodata->children_from_windows = counting_only;
+  counting_only_ = !settings.stream_events && !settings.track_latency;
+  skel_->rodata->children_from_windows = counting_only_;
   // The hashing's programs of the other way (the table below names one).
   for (bpf_program *prog :
-       counting_only ? std::vector<bpf_program *>{progs->hash_add_entry, progs->hash_add_return,
+       counting_only_ ? std::vector<bpf_program *>{progs->hash_add_entry, progs->hash_add_return,
                                                   progs->hash_add_exit}
                      : std::vector<bpf_program *>{progs->hash_add_entry_counting,
                                                   progs->hash_add_fentry_counting})
@@ -221,9 +221,9 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       // mib_window.hashed): no pending entry, no event.
       {"inet_csk_reqsk_queue_hash_add",
        true,
-       counting_only ? std::vector<bpf_program *>{progs->hash_add_entry_counting}
+       counting_only_ ? std::vector<bpf_program *>{progs->hash_add_entry_counting}
                      : std::vector<bpf_program *>{progs->hash_add_entry, progs->hash_add_return},
-       counting_only ? std::vector<bpf_program *>{progs->hash_add_fentry_counting}
+       counting_only_ ? std::vector<bpf_program *>{progs->hash_add_fentry_counting}
                      : std::vector<bpf_program *>{progs->hash_add_exit}},
       // The segment handlers the counters' windows open around.
       {"tcp_conn_request",
@@ -314,7 +314,7 @@ void Tracer::setup(const TracerSettings &settings, AttachMode mode, const btf *v
       return false;
     // Counting only, the windows count children, and accepts are what
     // left the accept queue between resyncs (ListenerTable::finish_resync).
-    if (counting_only && (name == "inet_csk_complete_hashdance" || name == "inet_csk_accept"))
+    if (counting_only_ && (name == "inet_csk_complete_hashdance" || name == "inet_csk_accept"))
       return false;
     return !(name == "tcp_conn_request" && syn_windows_cover_tcp_conn_request);
   };

@@ -90,6 +90,9 @@ class Tracer {
   AttachMode attach_mode() const { return attach_mode_; }
   // Why --attach auto fell back to kprobes; "" if it did not.
   const std::string &fentry_failure() const { return fentry_failure_; }
+  // Whether a probe counts accept()s (not when only counting: then the
+  // accepts are what left the accept queue, see ListenerTable).
+  bool accepts_probed() const { return !counting_only_; }
 
   // Follows the hsp module being loaded, unloaded and loaded again: tells
   // the BPF side the loaded module's protocol number and attaches HSP's
@@ -128,6 +131,7 @@ class Tracer {
   RingBufferPtr ring_buffer_;       // after skel_: freed before the maps it reads
   RingBufferPtr queue_ring_;        // --queues: the dump's records
   bool queue_dump_ = false;
+  bool counting_only_ = false;  // no events, no latencies: see the constructor
   std::vector<qwatch_queue_entry> queue_records_;  // of the dump being read
 };
 

@@ -120,7 +120,7 @@ bool Watch::resync()
     return fail("reading events", err);
   if (int err = tracer_.counters(table_.listeners(), after); err < 0)
     return fail("reading the counters", err);
-  table_.finish_resync(after, options_.tracer.stream_events || options_.tracer.track_latency);
+  table_.finish_resync(after, tracer_.accepts_probed());
   forget_process_names();
   snapshots_++;
   netns_names_.refresh();
